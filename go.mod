@@ -1,0 +1,3 @@
+module github.com/carryon/carryon
+
+go 1.26
