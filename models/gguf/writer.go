@@ -23,6 +23,7 @@ type Writer struct {
 type writerTensor struct {
 	info TensorInfo
 	data []byte
+	fill func(io.Writer) error // produces the data during WriteTo when data is nil
 }
 
 // NewWriter returns an empty Writer with the default alignment.
@@ -36,35 +37,70 @@ func (w *Writer) Meta() *Metadata { return &w.meta }
 // AddTensor appends a tensor. shape is innermost first (shape[0] is the row
 // length); data must hold exactly the bytes that shape and type call for.
 func (w *Writer) AddTensor(name string, typ ggml.Type, shape []int, data []byte) error {
+	size, err := w.checkTensor(name, typ, shape)
+	if err != nil {
+		return err
+	}
+	if len(data) != size {
+		return fmt.Errorf("add tensor %q: %d bytes of data, %s %v needs %d", name, len(data), typ, shape, size)
+	}
+	w.appendTensor(name, typ, shape, size, data, nil)
+	return nil
+}
+
+// AddTensorFunc appends a tensor whose data is produced while the file is
+// written, so that large files need not be held in memory: each WriteTo
+// calls fill once, in tensor order, and fill must write exactly the bytes that
+// shape and type call for to its writer (WriteTo fails otherwise). An error
+// from fill ends WriteTo with that error.
+func (w *Writer) AddTensorFunc(name string, typ ggml.Type, shape []int, fill func(io.Writer) error) error {
+	size, err := w.checkTensor(name, typ, shape)
+	if err != nil {
+		return err
+	}
+	if fill == nil {
+		return fmt.Errorf("add tensor %q: nil fill function", name)
+	}
+	w.appendTensor(name, typ, shape, size, nil, fill)
+	return nil
+}
+
+func (w *Writer) appendTensor(name string, typ ggml.Type, shape []int, size int, data []byte, fill func(io.Writer) error) {
+	w.names[name] = true
+	w.tensors = append(w.tensors, writerTensor{
+		info: TensorInfo{Name: name, Shape: append([]int(nil), shape...), Type: typ, Size: int64(size)},
+		data: data,
+		fill: fill,
+	})
+}
+
+// checkTensor validates a new tensor's name and shape and returns its size
+// in bytes.
+func (w *Writer) checkTensor(name string, typ ggml.Type, shape []int) (int, error) {
 	if w.names[name] {
-		return fmt.Errorf("add tensor %q: name already used", name)
+		return 0, fmt.Errorf("add tensor %q: name already used", name)
 	}
 	if len(shape) == 0 || len(shape) > maxDims {
-		return fmt.Errorf("add tensor %q: %d dimensions (1 to %d allowed)", name, len(shape), maxDims)
+		return 0, fmt.Errorf("add tensor %q: %d dimensions (1 to %d allowed)", name, len(shape), maxDims)
 	}
 	rows := 1
 	for _, d := range shape[1:] {
 		if d <= 0 {
-			return fmt.Errorf("add tensor %q: bad shape %v", name, shape)
+			return 0, fmt.Errorf("add tensor %q: bad shape %v", name, shape)
 		}
 		rows *= d
 	}
 	if shape[0] <= 0 {
-		return fmt.Errorf("add tensor %q: bad shape %v", name, shape)
+		return 0, fmt.Errorf("add tensor %q: bad shape %v", name, shape)
 	}
 	rowBytes, err := typ.RowSize(shape[0])
 	if err != nil {
-		return fmt.Errorf("add tensor %q: %w", name, err)
+		return 0, fmt.Errorf("add tensor %q: %w", name, err)
 	}
-	if want := rowBytes * rows; len(data) != want {
-		return fmt.Errorf("add tensor %q: %d bytes of data, %s %v needs %d", name, len(data), typ, shape, want)
+	if rows > math.MaxInt/rowBytes {
+		return 0, fmt.Errorf("add tensor %q: size of %s %v overflows", name, typ, shape)
 	}
-	w.names[name] = true
-	w.tensors = append(w.tensors, writerTensor{
-		info: TensorInfo{Name: name, Shape: append([]int(nil), shape...), Type: typ, Size: int64(len(data))},
-		data: data,
-	})
-	return nil
+	return rowBytes * rows, nil
 }
 
 // WriteFile writes the file to path.
@@ -115,7 +151,11 @@ func (w *Writer) WriteTo(out io.Writer) (int64, error) {
 	}
 	ew.pad(align)
 	for _, t := range w.tensors {
-		ew.raw(t.data)
+		if t.fill == nil {
+			ew.raw(t.data)
+		} else if err := ew.fillTensor(t); err != nil {
+			return ew.n, err
+		}
 		ew.pad(align)
 	}
 	if ew.err != nil {
@@ -138,6 +178,30 @@ func (e *encoder) raw(p []byte) {
 	n, err := e.w.Write(p)
 	e.n += int64(n)
 	e.err = err
+}
+
+// Write lets fill functions write tensor data through the encoder.
+func (e *encoder) Write(p []byte) (int, error) {
+	e.raw(p)
+	if e.err != nil {
+		return 0, e.err
+	}
+	return len(p), nil
+}
+
+// fillTensor writes a streamed tensor's data and checks its size.
+func (e *encoder) fillTensor(t writerTensor) error {
+	start := e.n
+	if err := t.fill(e); err != nil {
+		return fmt.Errorf("tensor %q: %w", t.info.Name, err)
+	}
+	if e.err != nil {
+		return e.err
+	}
+	if got := e.n - start; got != t.info.Size {
+		return fmt.Errorf("tensor %q: fill wrote %d bytes, %s %v needs %d", t.info.Name, got, t.info.Type, t.info.Shape, t.info.Size)
+	}
+	return nil
 }
 
 func (e *encoder) pad(align int64) {
