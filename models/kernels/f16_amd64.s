@@ -1,0 +1,393 @@
+//go:build amd64 && !noasm
+
+#include "textflag.h"
+
+// Horizontal sum of the 16 lanes of Zs into lane 0 of Xs, using Xt/Yt.
+#define HSUM512(Zs, Ys, Xs, Yt, Xt) \
+	VEXTRACTF64X4 $1, Zs, Yt \
+	VADDPS        Yt, Ys, Ys \
+	VEXTRACTF128  $1, Ys, Xt \
+	VADDPS        Xt, Xs, Xs \
+	VPERMILPS     $0x4E, Xs, Xt \
+	VADDPS        Xt, Xs, Xs \
+	VPERMILPS     $0xB1, Xs, Xt \
+	VADDPS        Xt, Xs, Xs
+
+// Horizontal sum of the 8 lanes of Ys into lane 0 of Xs.
+#define HSUM256(Ys, Xs, Xt) \
+	VEXTRACTF128 $1, Ys, Xt \
+	VADDPS       Xt, Xs, Xs \
+	VPERMILPS    $0x4E, Xs, Xt \
+	VADDPS       Xt, Xs, Xs \
+	VPERMILPS    $0xB1, Xs, Xt \
+	VADDPS       Xt, Xs, Xs
+
+// func f16Rows512(w unsafe.Pointer, wstride uintptr, x *float32, n int, out *float32, rows int)
+// out[i] = Σ_k fp16(w[i·wstride + 2k]) · x[k], k < n, for i < rows.
+TEXT ·f16Rows512(SB), NOSPLIT, $0-48
+	MOVQ n+24(FP), CX
+	ANDQ $15, CX
+	MOVL $1, AX
+	SHLL CX, AX
+	DECL AX
+	KMOVW AX, K1
+	MOVQ w+0(FP), SI
+	MOVQ wstride+8(FP), R8
+	MOVQ x+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ out+32(FP), DI
+	MOVQ rows+40(FP), R9
+	TESTQ R9, R9
+	JZ   f16r512_done
+
+f16r512_row:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	MOVQ SI, R10
+	MOVQ DX, R11
+	MOVQ CX, R12
+	SHRQ $6, R12
+	JZ   f16r512_16
+
+f16r512_64:
+	VCVTPH2PS   (R10), Z4
+	VCVTPH2PS   32(R10), Z5
+	VCVTPH2PS   64(R10), Z6
+	VCVTPH2PS   96(R10), Z7
+	VFMADD231PS (R11), Z4, Z0
+	VFMADD231PS 64(R11), Z5, Z1
+	VFMADD231PS 128(R11), Z6, Z2
+	VFMADD231PS 192(R11), Z7, Z3
+	ADDQ $128, R10
+	ADDQ $256, R11
+	DECQ R12
+	JNZ  f16r512_64
+
+f16r512_16:
+	MOVQ CX, R12
+	SHRQ $4, R12
+	ANDQ $3, R12
+	JZ   f16r512_tail
+
+f16r512_16loop:
+	VCVTPH2PS   (R10), Z4
+	VFMADD231PS (R11), Z4, Z0
+	ADDQ $32, R10
+	ADDQ $64, R11
+	DECQ R12
+	JNZ  f16r512_16loop
+
+f16r512_tail:
+	TESTQ $15, CX
+	JZ    f16r512_sum
+	VMOVDQU16.Z (R10), K1, Y4
+	VCVTPH2PS   Y4, Z4
+	VMOVUPS.Z   (R11), K1, Z5
+	VFMADD231PS Z5, Z4, Z1
+
+f16r512_sum:
+	VADDPS Z1, Z0, Z0
+	VADDPS Z3, Z2, Z2
+	VADDPS Z2, Z0, Z0
+	HSUM512(Z0, Y0, X0, Y1, X1)
+	VMOVSS X0, (DI)
+	ADDQ $4, DI
+	ADDQ R8, SI
+	DECQ R9
+	JNZ  f16r512_row
+
+f16r512_done:
+	VZEROUPPER
+	RET
+
+// func f16Rows4x512(w unsafe.Pointer, wstride uintptr, t *tile4, n int, rows int)
+// For k < 4: t.out[k][i] = Σ_j fp16(w[i·wstride + 2j]) · t.x[k][j], for i < rows.
+TEXT ·f16Rows4x512(SB), NOSPLIT, $0-40
+	MOVQ n+24(FP), CX
+	ANDQ $15, CX
+	MOVL $1, AX
+	SHLL CX, AX
+	DECL AX
+	KMOVW AX, K1
+	MOVQ w+0(FP), SI
+	MOVQ wstride+8(FP), R8
+	MOVQ t+16(FP), AX
+	MOVQ n+24(FP), CX
+	MOVQ rows+32(FP), R9
+	MOVQ 0(AX), R11
+	MOVQ 8(AX), R12
+	MOVQ 16(AX), R13
+	MOVQ 24(AX), R14
+	MOVQ 32(AX), DI
+	MOVQ 40(AX), DX
+	MOVQ 48(AX), BX
+	MOVQ 56(AX), AX
+	TESTQ R9, R9
+	JZ   f16r4_done
+
+f16r4_row:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	MOVQ SI, R10
+	XORQ R15, R15
+	MOVQ n+24(FP), CX
+	SHRQ $5, CX
+	JZ   f16r4_16
+
+f16r4_32:
+	VCVTPH2PS   (R10), Z4
+	VCVTPH2PS   32(R10), Z5
+	VFMADD231PS (R11)(R15*1), Z4, Z0
+	VFMADD231PS (R12)(R15*1), Z4, Z1
+	VFMADD231PS (R13)(R15*1), Z4, Z2
+	VFMADD231PS (R14)(R15*1), Z4, Z3
+	VFMADD231PS 64(R11)(R15*1), Z5, Z8
+	VFMADD231PS 64(R12)(R15*1), Z5, Z9
+	VFMADD231PS 64(R13)(R15*1), Z5, Z10
+	VFMADD231PS 64(R14)(R15*1), Z5, Z11
+	ADDQ $64, R10
+	ADDQ $128, R15
+	DECQ CX
+	JNZ  f16r4_32
+
+f16r4_16:
+	MOVQ n+24(FP), CX
+	TESTQ $16, CX
+	JZ    f16r4_tail
+	VCVTPH2PS   (R10), Z4
+	VFMADD231PS (R11)(R15*1), Z4, Z0
+	VFMADD231PS (R12)(R15*1), Z4, Z1
+	VFMADD231PS (R13)(R15*1), Z4, Z2
+	VFMADD231PS (R14)(R15*1), Z4, Z3
+	ADDQ $32, R10
+	ADDQ $64, R15
+
+f16r4_tail:
+	TESTQ $15, CX
+	JZ    f16r4_sum
+	VMOVDQU16.Z (R10), K1, Y4
+	VCVTPH2PS   Y4, Z4
+	VMOVUPS.Z   (R11)(R15*1), K1, Z5
+	VFMADD231PS Z5, Z4, Z8
+	VMOVUPS.Z   (R12)(R15*1), K1, Z5
+	VFMADD231PS Z5, Z4, Z9
+	VMOVUPS.Z   (R13)(R15*1), K1, Z5
+	VFMADD231PS Z5, Z4, Z10
+	VMOVUPS.Z   (R14)(R15*1), K1, Z5
+	VFMADD231PS Z5, Z4, Z11
+
+f16r4_sum:
+	VADDPS Z8, Z0, Z0
+	VADDPS Z9, Z1, Z1
+	VADDPS Z10, Z2, Z2
+	VADDPS Z11, Z3, Z3
+	HSUM512(Z0, Y0, X0, Y4, X4)
+	HSUM512(Z1, Y1, X1, Y4, X4)
+	HSUM512(Z2, Y2, X2, Y4, X4)
+	HSUM512(Z3, Y3, X3, Y4, X4)
+	VMOVSS X0, (DI)
+	VMOVSS X1, (DX)
+	VMOVSS X2, (BX)
+	VMOVSS X3, (AX)
+	ADDQ $4, DI
+	ADDQ $4, DX
+	ADDQ $4, BX
+	ADDQ $4, AX
+	ADDQ R8, SI
+	DECQ R9
+	JNZ  f16r4_row
+
+f16r4_done:
+	VZEROUPPER
+	RET
+
+// func f16Rows2(w unsafe.Pointer, wstride uintptr, x *float32, n int, out *float32, rows int)
+// AVX2 version of f16Rows512.
+TEXT ·f16Rows2(SB), NOSPLIT, $0-48
+	MOVQ w+0(FP), SI
+	MOVQ wstride+8(FP), R8
+	MOVQ x+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ out+32(FP), DI
+	MOVQ rows+40(FP), R9
+	TESTQ R9, R9
+	JZ   f16r2_done
+
+f16r2_row:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ SI, R10
+	MOVQ DX, R11
+	MOVQ CX, R12
+	SHRQ $5, R12
+	JZ   f16r2_8
+
+f16r2_32:
+	VCVTPH2PS   (R10), Y4
+	VCVTPH2PS   16(R10), Y5
+	VCVTPH2PS   32(R10), Y6
+	VCVTPH2PS   48(R10), Y7
+	VFMADD231PS (R11), Y4, Y0
+	VFMADD231PS 32(R11), Y5, Y1
+	VFMADD231PS 64(R11), Y6, Y2
+	VFMADD231PS 96(R11), Y7, Y3
+	ADDQ $64, R10
+	ADDQ $128, R11
+	DECQ R12
+	JNZ  f16r2_32
+
+f16r2_8:
+	MOVQ CX, R12
+	SHRQ $3, R12
+	ANDQ $3, R12
+	JZ   f16r2_tail
+
+f16r2_8loop:
+	VCVTPH2PS   (R10), Y4
+	VFMADD231PS (R11), Y4, Y0
+	ADDQ $16, R10
+	ADDQ $32, R11
+	DECQ R12
+	JNZ  f16r2_8loop
+
+f16r2_tail:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	HSUM256(Y0, X0, X1)
+	MOVQ CX, R12
+	ANDQ $7, R12
+	JZ   f16r2_store
+
+f16r2_tailloop:
+	VPINSRW     $0, (R10), X4, X4
+	VCVTPH2PS   X4, X4
+	VFMADD231SS (R11), X4, X0
+	ADDQ $2, R10
+	ADDQ $4, R11
+	DECQ R12
+	JNZ  f16r2_tailloop
+
+f16r2_store:
+	VMOVSS X0, (DI)
+	ADDQ $4, DI
+	ADDQ R8, SI
+	DECQ R9
+	JNZ  f16r2_row
+
+f16r2_done:
+	VZEROUPPER
+	RET
+
+// func f16Rows4x2(w unsafe.Pointer, wstride uintptr, t *tile4, n int, rows int)
+// AVX2 version of f16Rows4x512.
+TEXT ·f16Rows4x2(SB), NOSPLIT, $0-40
+	MOVQ w+0(FP), SI
+	MOVQ wstride+8(FP), R8
+	MOVQ t+16(FP), AX
+	MOVQ n+24(FP), CX
+	MOVQ rows+32(FP), R9
+	MOVQ 0(AX), R11
+	MOVQ 8(AX), R12
+	MOVQ 16(AX), R13
+	MOVQ 24(AX), R14
+	MOVQ 32(AX), DI
+	MOVQ 40(AX), DX
+	MOVQ 48(AX), BX
+	MOVQ 56(AX), AX
+	TESTQ R9, R9
+	JZ   f16r42_done
+
+f16r42_row:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	MOVQ SI, R10
+	XORQ R15, R15
+	MOVQ n+24(FP), CX
+	SHRQ $4, CX
+	JZ   f16r42_8
+
+f16r42_16:
+	VCVTPH2PS   (R10), Y4
+	VCVTPH2PS   16(R10), Y5
+	VFMADD231PS (R11)(R15*1), Y4, Y0
+	VFMADD231PS (R12)(R15*1), Y4, Y1
+	VFMADD231PS (R13)(R15*1), Y4, Y2
+	VFMADD231PS (R14)(R15*1), Y4, Y3
+	VFMADD231PS 32(R11)(R15*1), Y5, Y8
+	VFMADD231PS 32(R12)(R15*1), Y5, Y9
+	VFMADD231PS 32(R13)(R15*1), Y5, Y10
+	VFMADD231PS 32(R14)(R15*1), Y5, Y11
+	ADDQ $32, R10
+	ADDQ $64, R15
+	DECQ CX
+	JNZ  f16r42_16
+
+f16r42_8:
+	MOVQ n+24(FP), CX
+	TESTQ $8, CX
+	JZ    f16r42_sum
+	VCVTPH2PS   (R10), Y4
+	VFMADD231PS (R11)(R15*1), Y4, Y0
+	VFMADD231PS (R12)(R15*1), Y4, Y1
+	VFMADD231PS (R13)(R15*1), Y4, Y2
+	VFMADD231PS (R14)(R15*1), Y4, Y3
+	ADDQ $16, R10
+	ADDQ $32, R15
+
+f16r42_sum:
+	VADDPS Y8, Y0, Y0
+	VADDPS Y9, Y1, Y1
+	VADDPS Y10, Y2, Y2
+	VADDPS Y11, Y3, Y3
+	HSUM256(Y0, X0, X4)
+	HSUM256(Y1, X1, X4)
+	HSUM256(Y2, X2, X4)
+	HSUM256(Y3, X3, X4)
+	ANDQ $7, CX
+	JZ   f16r42_store
+
+f16r42_tail:
+	VPINSRW     $0, (R10), X4, X4
+	VCVTPH2PS   X4, X4
+	VFMADD231SS (R11)(R15*1), X4, X0
+	VFMADD231SS (R12)(R15*1), X4, X1
+	VFMADD231SS (R13)(R15*1), X4, X2
+	VFMADD231SS (R14)(R15*1), X4, X3
+	ADDQ $2, R10
+	ADDQ $4, R15
+	DECQ CX
+	JNZ  f16r42_tail
+
+f16r42_store:
+	VMOVSS X0, (DI)
+	VMOVSS X1, (DX)
+	VMOVSS X2, (BX)
+	VMOVSS X3, (AX)
+	ADDQ $4, DI
+	ADDQ $4, DX
+	ADDQ $4, BX
+	ADDQ $4, AX
+	ADDQ R8, SI
+	DECQ R9
+	JNZ  f16r42_row
+
+f16r42_done:
+	VZEROUPPER
+	RET

@@ -1,0 +1,316 @@
+//go:build amd64 && !noasm
+
+package kernels
+
+import (
+	"unsafe"
+
+	"github.com/carryon/carryon/models/ggml"
+	"golang.org/x/sys/cpu"
+)
+
+// Vector levels, chosen once at init from the CPU's features.
+var (
+	hasAVX2   = cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasF16C
+	hasAVX512 = hasAVX2 && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW &&
+		cpu.X86.HasAVX512VL && cpu.X86.HasAVX512VNNI
+)
+
+var avx2Set = kernelSet{
+	name:        "avx2",
+	dotF32:      dotF32AVX2,
+	dotF16:      dotF16AVX2,
+	dotRowsF32:  dotRowsF32AVX2,
+	dotRowsF16:  dotRowsF16AVX2,
+	axpyRowsF32: axpyRowsF32AVX2,
+	axpyRowsF16: axpyRowsF16AVX2,
+	axpy:        axpyAVX2,
+	scale:       scaleAVX2,
+	mulScaled:   mulScaledAVX2,
+	swiglu:      swigluAVX2,
+	expSub:      expSubAVX2,
+	maxF32:      maxF32AVX2,
+	mul:         mulAVX2,
+}
+
+var avx512Set = kernelSet{
+	name:        "avx512",
+	dotF32:      dotF32AVX2,
+	dotF16:      dotF16AVX512,
+	dotRowsF32:  dotRowsF32AVX2,
+	dotRowsF16:  dotRowsF16AVX512,
+	axpyRowsF32: axpyRowsF32AVX2,
+	axpyRowsF16: axpyRowsF16AVX2,
+	axpy:        axpyAVX2,
+	scale:       scaleAVX2,
+	mulScaled:   mulScaledAVX2,
+	swiglu:      swigluAVX2,
+	expSub:      expSubAVX2,
+	maxF32:      maxF32AVX2,
+	mul:         mulAVX512,
+}
+
+// active is the kernel set in use.
+var active = func() *kernelSet {
+	switch {
+	case hasAVX512:
+		return &avx512Set
+	case hasAVX2:
+		return &avx2Set
+	}
+	return &generic
+}()
+
+// kernelSets lists every implementation that runs on this machine.
+func kernelSets() []*kernelSet {
+	sets := []*kernelSet{&generic}
+	if hasAVX2 {
+		sets = append(sets, &avx2Set)
+	}
+	if hasAVX512 {
+		sets = append(sets, &avx512Set)
+	}
+	return sets
+}
+
+// tile4 names four activation rows and their four output rows for the
+// batched kernels. Unused slots repeat a used row: the duplicate writes
+// store the same value to the same place.
+type tile4 struct {
+	x   [4]unsafe.Pointer
+	out [4]unsafe.Pointer
+}
+
+//go:noescape
+func f32Rows2(w unsafe.Pointer, wstride uintptr, x *float32, n int, out *float32, rows int)
+
+//go:noescape
+func f16Rows2(w unsafe.Pointer, wstride uintptr, x *float32, n int, out *float32, rows int)
+
+//go:noescape
+func f16Rows512(w unsafe.Pointer, wstride uintptr, x *float32, n int, out *float32, rows int)
+
+//go:noescape
+func f16Rows4x2(w unsafe.Pointer, wstride uintptr, t *tile4, n int, rows int)
+
+//go:noescape
+func f16Rows4x512(w unsafe.Pointer, wstride uintptr, t *tile4, n int, rows int)
+
+//go:noescape
+func axpyRows2(out *float32, p *float32, rows unsafe.Pointer, stride uintptr, n int, d int, half bool)
+
+//go:noescape
+func axpy2(y *float32, x *float32, alpha float32, n int)
+
+//go:noescape
+func mulScaled2(dst, x, w *float32, s float32, n int)
+
+//go:noescape
+func scale2(x *float32, alpha float32, n int)
+
+//go:noescape
+func max2(x *float32, n int) float32
+
+//go:noescape
+func expSub2(x *float32, m float32, n int) float32
+
+//go:noescape
+func swiglu2(dst, gate, up *float32, n int)
+
+func spinPause()
+
+func dotF32AVX2(a, b []float32) float32 {
+	if len(a) == 0 {
+		return 0
+	}
+	b = b[:len(a)]
+	var out float32
+	f32Rows2(unsafe.Pointer(&a[0]), 0, &b[0], len(a), &out, 1)
+	return out
+}
+
+func dotF16AVX2(w []byte, x []float32) float32 {
+	if len(x) == 0 {
+		return 0
+	}
+	w = w[:2*len(x)]
+	var out float32
+	f16Rows2(unsafe.Pointer(&w[0]), 0, &x[0], len(x), &out, 1)
+	return out
+}
+
+func dotF16AVX512(w []byte, x []float32) float32 {
+	if len(x) == 0 {
+		return 0
+	}
+	w = w[:2*len(x)]
+	var out float32
+	f16Rows512(unsafe.Pointer(&w[0]), 0, &x[0], len(x), &out, 1)
+	return out
+}
+
+func dotRowsF32AVX2(out, q, rows []float32, stride int) {
+	if len(out) == 0 || len(q) == 0 {
+		clear(out)
+		return
+	}
+	_ = rows[(len(out)-1)*stride+len(q)-1]
+	f32Rows2(unsafe.Pointer(&rows[0]), uintptr(4*stride), &q[0], len(q), &out[0], len(out))
+}
+
+func dotRowsF16AVX2(out, q []float32, rows []byte, stride int) {
+	if len(out) == 0 || len(q) == 0 {
+		clear(out)
+		return
+	}
+	_ = rows[2*((len(out)-1)*stride+len(q))-1]
+	f16Rows2(unsafe.Pointer(&rows[0]), uintptr(2*stride), &q[0], len(q), &out[0], len(out))
+}
+
+func dotRowsF16AVX512(out, q []float32, rows []byte, stride int) {
+	if len(out) == 0 || len(q) == 0 {
+		clear(out)
+		return
+	}
+	_ = rows[2*((len(out)-1)*stride+len(q))-1]
+	f16Rows512(unsafe.Pointer(&rows[0]), uintptr(2*stride), &q[0], len(q), &out[0], len(out))
+}
+
+func axpyRowsF32AVX2(out, p, rows []float32, stride int) {
+	if len(out) == 0 || len(p) == 0 {
+		return
+	}
+	_ = rows[(len(p)-1)*stride+len(out)-1]
+	axpyRows2(&out[0], &p[0], unsafe.Pointer(&rows[0]), uintptr(4*stride), len(p), len(out), false)
+}
+
+func axpyRowsF16AVX2(out, p []float32, rows []byte, stride int) {
+	if len(out) == 0 || len(p) == 0 {
+		return
+	}
+	_ = rows[2*((len(p)-1)*stride+len(out))-1]
+	axpyRows2(&out[0], &p[0], unsafe.Pointer(&rows[0]), uintptr(2*stride), len(p), len(out), true)
+}
+
+func axpyAVX2(y []float32, alpha float32, x []float32) {
+	if len(y) == 0 {
+		return
+	}
+	x = x[:len(y)]
+	axpy2(&y[0], &x[0], alpha, len(y))
+}
+
+func scaleAVX2(x []float32, alpha float32) {
+	if len(x) == 0 {
+		return
+	}
+	scale2(&x[0], alpha, len(x))
+}
+
+func mulScaledAVX2(dst, x, w []float32, s float32) {
+	if len(dst) == 0 {
+		return
+	}
+	x, w = x[:len(dst)], w[:len(dst)]
+	mulScaled2(&dst[0], &x[0], &w[0], s, len(dst))
+}
+
+func maxF32AVX2(x []float32) float32 { return max2(&x[0], len(x)) }
+
+func expSubAVX2(x []float32, m float32) float32 {
+	if len(x) == 0 {
+		return 0
+	}
+	return expSub2(&x[0], m, len(x))
+}
+
+func swigluAVX2(dst, gate, up []float32) {
+	if len(dst) == 0 {
+		return
+	}
+	gate, up = gate[:len(dst)], up[:len(dst)]
+	swiglu2(&dst[0], &gate[0], &up[0], len(dst))
+}
+
+// rowKernel computes out[i] = dot(weight row i, x) for rows consecutive
+// weight rows starting at w.
+type rowKernel func(w unsafe.Pointer, wstride uintptr, x unsafe.Pointer, cols int, out *float32, rows int)
+
+// tileKernel is rowKernel for the four activation rows of a tile4.
+type tileKernel func(w unsafe.Pointer, wstride uintptr, t *tile4, cols int, rows int)
+
+// mulTiled runs a product over weight rows [lo, hi) with one pass over the
+// weights per group of four activation rows (x4) and the single-row
+// kernel (x1) for a batch of one. xrow(r) is the start of activation row r.
+func mulTiled(dst []float32, w *Matrix, a *Activations, lo, hi int, x1 rowKernel, x4 tileKernel, xrow func(a *Activations, r int) unsafe.Pointer) {
+	n := hi - lo
+	if n <= 0 {
+		return
+	}
+	wp := unsafe.Pointer(&w.Data[lo*w.RowBytes])
+	ws := uintptr(w.RowBytes)
+	if a.m == 1 {
+		x1(wp, ws, xrow(a, 0), a.cols, &dst[lo], n)
+		return
+	}
+	var t tile4
+	for r := 0; r < a.m; r += 4 {
+		for k := range 4 {
+			rk := min(r+k, a.m-1)
+			t.x[k] = xrow(a, rk)
+			t.out[k] = unsafe.Pointer(&dst[rk*w.Rows+lo])
+		}
+		x4(wp, ws, &t, a.cols, n)
+	}
+}
+
+func xrowF32(a *Activations, r int) unsafe.Pointer { return unsafe.Pointer(&a.f32[r*a.cols]) }
+func xrowQ(a *Activations, r int) unsafe.Pointer   { return unsafe.Pointer(&a.q[r*a.stride]) }
+
+func f32RowsK(w unsafe.Pointer, ws uintptr, x unsafe.Pointer, cols int, out *float32, rows int) {
+	f32Rows2(w, ws, (*float32)(x), cols, out, rows)
+}
+
+func f16RowsK2(w unsafe.Pointer, ws uintptr, x unsafe.Pointer, cols int, out *float32, rows int) {
+	f16Rows2(w, ws, (*float32)(x), cols, out, rows)
+}
+
+func f16RowsK512(w unsafe.Pointer, ws uintptr, x unsafe.Pointer, cols int, out *float32, rows int) {
+	f16Rows512(w, ws, (*float32)(x), cols, out, rows)
+}
+
+// mulF32Rows multiplies F32 weights one activation row at a time; F32
+// matrices are rare enough in practice not to warrant a batched kernel.
+func mulF32Rows(dst []float32, w *Matrix, a *Activations, lo, hi int) {
+	for r := 0; r < a.m; r++ {
+		f32Rows2(unsafe.Pointer(&w.Data[lo*w.RowBytes]), uintptr(w.RowBytes), &a.f32[r*a.cols], a.cols, &dst[r*w.Rows+lo], hi-lo)
+	}
+}
+
+func mulAVX2(dst []float32, w *Matrix, a *Activations, lo, hi int) {
+	if hi <= lo {
+		return
+	}
+	switch w.Type {
+	case ggml.TypeF32:
+		mulF32Rows(dst, w, a, lo, hi)
+	case ggml.TypeF16:
+		mulTiled(dst, w, a, lo, hi, f16RowsK2, f16Rows4x2, xrowF32)
+	default:
+		mulGeneric(dst, w, a, lo, hi)
+	}
+}
+
+func mulAVX512(dst []float32, w *Matrix, a *Activations, lo, hi int) {
+	if hi <= lo {
+		return
+	}
+	switch w.Type {
+	case ggml.TypeF32:
+		mulF32Rows(dst, w, a, lo, hi)
+	case ggml.TypeF16:
+		mulTiled(dst, w, a, lo, hi, f16RowsK512, f16Rows4x512, xrowF32)
+	default:
+		mulGeneric(dst, w, a, lo, hi)
+	}
+}
