@@ -122,13 +122,20 @@ func (e *spmEncoder) encode(t *Tokenizer, text string, out []int32) []int32 {
 			continue
 		}
 		// Merged symbols are always tokens, so this is a single character
-		// that the vocabulary lacks: spell it with byte tokens.
+		// that the vocabulary lacks: spell it with byte tokens. (Without
+		// byte tokens, where llama.cpp fails, the character becomes the
+		// unknown token.)
+		spelled := true
 		for k := 0; k < len(piece); k++ {
-			if id := t.byteTokens[piece[k]]; id != noToken {
-				out = append(out, id)
-			} else if t.unk != noToken {
-				out = append(out, t.unk)
+			spelled = spelled && t.byteTokens[piece[k]] != noToken
+		}
+		switch {
+		case spelled:
+			for k := 0; k < len(piece); k++ {
+				out = append(out, t.byteTokens[piece[k]])
 			}
+		case t.unk != noToken:
+			out = append(out, t.unk)
 		}
 	}
 	return out
