@@ -21,9 +21,9 @@ type reference struct {
 }
 
 type referenceRun struct {
-	Hidden  [][]float32 `json:"hidden_states_all_tokens"`
-	Logits  [][]float32 `json:"logits_all_tokens"`
-	Greedy  struct {
+	Hidden [][]float32 `json:"hidden_states_all_tokens"`
+	Logits [][]float32 `json:"logits_all_tokens"`
+	Greedy struct {
 		IDs []int32 `json:"ids"`
 	} `json:"greedy_continuation"`
 }
