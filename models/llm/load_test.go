@@ -10,9 +10,10 @@ import (
 	"github.com/carryon/carryon/models/gguf"
 )
 
-// rewrite copies the GGUF file at src to a new file, letting edit change
-// the metadata and each tensor (returning keep=false drops it).
-func rewrite(t *testing.T, src string, meta func(*gguf.Metadata), edit func(name string, typ ggml.Type, shape []int, data []byte) (ggml.Type, []int, []byte, bool)) string {
+// rewrite copies the GGUF file at src to a new file, letting meta change
+// the metadata (or add tensors) and edit change each tensor (returning
+// keep=false drops it).
+func rewrite(t *testing.T, src string, meta func(*gguf.Writer), edit func(name string, typ ggml.Type, shape []int, data []byte) (ggml.Type, []int, []byte, bool)) string {
 	t.Helper()
 	f, err := gguf.Open(src)
 	if err != nil {
@@ -25,7 +26,7 @@ func rewrite(t *testing.T, src string, meta func(*gguf.Metadata), edit func(name
 		w.Meta().Set(k, v)
 	}
 	if meta != nil {
-		meta(w.Meta())
+		meta(w)
 	}
 	for _, info := range f.Tensors {
 		tn, _ := f.Tensor(info.Name)
@@ -58,18 +59,19 @@ func TestLoadErrors(t *testing.T) {
 	}
 	cases := []struct {
 		name string
-		meta func(*gguf.Metadata)
+		meta func(*gguf.Writer)
 		edit func(string, ggml.Type, []int, []byte) (ggml.Type, []int, []byte, bool)
 		want string
 	}{
-		{"arch", func(m *gguf.Metadata) { m.Set("general.architecture", "mamba") }, same, `architecture "mamba" is not supported`},
-		{"no arch", func(m *gguf.Metadata) { m.Set("general.architecture", "") }, same, "general.architecture is missing"},
-		{"metadata", func(m *gguf.Metadata) { m.Set("qwen3.block_count", "two") }, same, "qwen3.block_count is not a single non-negative integer"},
-		{"heads", func(m *gguf.Metadata) { m.Set("qwen3.attention.head_count_kv", uint32(3)) }, same, "not a multiple of the key/value head count"},
-		{"eps", func(m *gguf.Metadata) { m.Set("qwen3.attention.layer_norm_rms_epsilon", float32(math.NaN())) }, same, "out of range"},
-		{"scaling", func(m *gguf.Metadata) { m.Set("qwen3.rope.scaling.type", "longrope") }, same, `rope scaling type "longrope"`},
-		{"experts", func(m *gguf.Metadata) { m.Set("qwen3.expert_count", uint32(8)) }, same, "mixture-of-experts"},
-		{"vocab", func(m *gguf.Metadata) { m.Set("tokenizer.ggml.tokens", []string{"a", "b"}) }, same, "the vocabulary has 2 tokens"},
+		{"arch", func(w *gguf.Writer) { w.Meta().Set("general.architecture", "mamba") }, same, `architecture "mamba" is not supported`},
+		{"no arch", func(w *gguf.Writer) { w.Meta().Set("general.architecture", "") }, same, "general.architecture is missing"},
+		{"metadata", func(w *gguf.Writer) { w.Meta().Set("qwen3.block_count", "two") }, same, "qwen3.block_count is not a single non-negative integer"},
+		{"layers", func(w *gguf.Writer) { w.Meta().Set("qwen3.block_count", uint32(1<<20)) }, same, "block count 1048576 exceeds"},
+		{"heads", func(w *gguf.Writer) { w.Meta().Set("qwen3.attention.head_count_kv", uint32(3)) }, same, "not a multiple of the key/value head count"},
+		{"eps", func(w *gguf.Writer) { w.Meta().Set("qwen3.attention.layer_norm_rms_epsilon", float32(math.NaN())) }, same, "out of range"},
+		{"scaling", func(w *gguf.Writer) { w.Meta().Set("qwen3.rope.scaling.type", "longrope") }, same, `rope scaling type "longrope"`},
+		{"experts", func(w *gguf.Writer) { w.Meta().Set("qwen3.expert_count", uint32(8)) }, same, "mixture-of-experts"},
+		{"vocab", func(w *gguf.Writer) { w.Meta().Set("tokenizer.ggml.tokens", []string{"a", "b"}) }, same, "the vocabulary has 2 tokens"},
 		{"missing", nil, drop("blk.1.ffn_up.weight"), `tensor "blk.1.ffn_up.weight" not found`},
 		{"missing q norm", nil, drop("blk.0.attn_q_norm.weight"), `"blk.0.attn_q_norm.weight" not found`},
 		{"missing output norm", nil, drop("output_norm.weight"), `"output_norm.weight" not found`},
@@ -190,5 +192,37 @@ func TestConfig(t *testing.T) {
 	m.Set("x.feed_forward_length", []uint32{256, 256})
 	if _, err := parseConfig("x", m); err == nil {
 		t.Error("per-layer feed-forward lengths accepted")
+	}
+}
+
+// TestRopeFreqs checks that a rope_freqs tensor (LLaMA 3) divides the
+// rotation frequencies: factors of 1 change nothing, factors of 2 change
+// the outputs.
+func TestRopeFreqs(t *testing.T) {
+	src := writeSynth(t, tinySpec("llama", ggml.TypeF32))
+	withFactors := func(f float32) string {
+		return rewrite(t, src, func(w *gguf.Writer) {
+			v := make([]float32, 8) // head size 16 → 8 pairs
+			for i := range v {
+				v[i] = f
+			}
+			b := make([]byte, 4*len(v))
+			ggml.F32RowToBytes(v, b)
+			if err := w.AddTensor("rope_freqs.weight", ggml.TypeF32, []int{8}, b); err != nil {
+				t.Fatal(err)
+			}
+		}, nil)
+	}
+	base := prefill(t, loadPath(t, src), ggml.TypeF32, testPrompt, nil)
+	ones := prefill(t, loadPath(t, withFactors(1)), ggml.TypeF32, testPrompt, nil)
+	twos := prefill(t, loadPath(t, withFactors(2)), ggml.TypeF32, testPrompt, nil)
+	if d := maxDiffRows(base.logits, ones.logits); d != 0 {
+		t.Errorf("unit factors changed the logits by %g", d)
+	}
+	if d := maxDiffRows(base.logits[1:], twos.logits[1:]); d == 0 {
+		t.Error("factors of 2 changed nothing")
+	}
+	if d := maxAbsDiff(base.logits[0], twos.logits[0]); d != 0 {
+		t.Errorf("position 0 changed by %g", d)
 	}
 }

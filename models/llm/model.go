@@ -135,6 +135,9 @@ func (m *Model) loadTensors() error {
 		}
 	}
 	qDim, kvDim, vDim := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim, c.KVHeads*c.ValueDim
+	if c.Layers > len(f.Tensors) {
+		return fmt.Errorf("block count %d exceeds the file's %d tensors", c.Layers, len(f.Tensors))
+	}
 	m.layers = make([]layer, c.Layers)
 	for i := range m.layers {
 		L := &m.layers[i]
