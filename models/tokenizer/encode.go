@@ -1,6 +1,9 @@
 package tokenizer
 
-import "strings"
+import (
+	"math"
+	"strings"
+)
 
 // spmSpace is the SentencePiece stand-in for a space, U+2581.
 const spmSpace = "\u2581"
@@ -68,25 +71,29 @@ type spmSymbol struct {
 	prev, next int
 }
 
-type spmBigram struct {
-	left, right int
-	score       float32
-	size        int
-}
-
-// spmBefore orders the merge queue: higher score first, then leftmost.
-func spmBefore(a, b spmBigram) bool {
-	return a.score > b.score || (a.score == b.score && a.left < b.left)
+// spmKey orders the SPM merge queue: higher score first, then leftmost.
+func spmKey(score float32, left int) uint64 {
+	if score == 0 {
+		score = 0 // -0 and +0 tie, as they compare equal
+	}
+	b := math.Float32bits(score)
+	if b&0x80000000 != 0 {
+		b = ^b
+	} else {
+		b |= 0x80000000
+	}
+	// b now grows with the score; invert it so that higher scores come first.
+	return uint64(^b)<<32 | uint64(uint32(left))
 }
 
 type spmEncoder struct {
 	syms  []spmSymbol
-	queue heap[spmBigram]
+	queue mergeQueue
 }
 
 func (e *spmEncoder) encode(t *Tokenizer, text string, out []int32) []int32 {
 	e.syms = e.syms[:0]
-	e.queue = heap[spmBigram]{less: spmBefore, items: e.queue.items[:0]}
+	e.queue.reset()
 	for off := 0; off < len(text); {
 		n := min(utf8SeqLen(text[off]), len(text)-off)
 		e.syms = append(e.syms, spmSymbol{start: off, n: n, prev: len(e.syms) - 1, next: len(e.syms) + 1})
@@ -100,19 +107,19 @@ func (e *spmEncoder) encode(t *Tokenizer, text string, out []int32) []int32 {
 		e.tryPair(t, text, i-1, i)
 	}
 	for e.queue.len() > 0 {
-		b := e.queue.pop()
-		l, r := &e.syms[b.left], &e.syms[b.right]
-		if l.n == 0 || r.n == 0 || l.n+r.n != b.size {
+		left, right, size := e.queue.pop()
+		l, r := &e.syms[left], &e.syms[right]
+		if l.n == 0 || r.n == 0 || l.n+r.n != size {
 			continue // one side already merged elsewhere
 		}
 		l.n += r.n
 		r.n = 0
 		l.next = r.next
 		if r.next >= 0 {
-			e.syms[r.next].prev = b.left
+			e.syms[r.next].prev = left
 		}
-		e.tryPair(t, text, l.prev, b.left)
-		e.tryPair(t, text, b.left, l.next)
+		e.tryPair(t, text, l.prev, left)
+		e.tryPair(t, text, left, l.next)
 	}
 	for i := 0; i != -1; i = e.syms[i].next {
 		s := e.syms[i]
@@ -150,7 +157,7 @@ func (e *spmEncoder) tryPair(t *Tokenizer, text string, left, right int) {
 	if !ok {
 		return
 	}
-	e.queue.push(spmBigram{left: left, right: right, score: t.scores[id], size: l.n + r.n})
+	e.queue.push(spmKey(t.scores[id], left), right, l.n+r.n)
 }
 
 // lookupByteToken finds the SPM byte-fallback token of b: "<0xXX>", or else
@@ -176,21 +183,15 @@ type bpeSymbol struct {
 	prev, next int
 }
 
-type bpeBigram struct {
-	left, right int
-	rank        int32
-	size        int
-}
-
-// bpeBefore orders the merge queue: lower rank first, then leftmost.
-func bpeBefore(a, b bpeBigram) bool {
-	return a.rank < b.rank || (a.rank == b.rank && a.left < b.left)
+// bpeKey orders the BPE merge queue: lower rank first, then leftmost.
+func bpeKey(rank int32, left int) uint64 {
+	return uint64(uint32(rank))<<32 | uint64(uint32(left))
 }
 
 type bpeEncoder struct {
 	buf   []byte
 	syms  []bpeSymbol
-	queue heap[bpeBigram]
+	queue mergeQueue
 }
 
 func (e *bpeEncoder) encode(t *Tokenizer, word string, out []int32) []int32 {
@@ -205,7 +206,7 @@ func (e *bpeEncoder) encode(t *Tokenizer, word string, out []int32) []int32 {
 		}
 	}
 	e.syms = e.syms[:0]
-	e.queue = heap[bpeBigram]{less: bpeBefore, items: e.queue.items[:0]}
+	e.queue.reset()
 	for off := 0; off < len(w); {
 		n := min(utf8SeqLen(w[off]), len(w)-off)
 		e.syms = append(e.syms, bpeSymbol{start: off, n: n, prev: len(e.syms) - 1, next: len(e.syms) + 1})
@@ -219,19 +220,19 @@ func (e *bpeEncoder) encode(t *Tokenizer, word string, out []int32) []int32 {
 		e.tryPair(t, w, i-1, i)
 	}
 	for e.queue.len() > 0 {
-		b := e.queue.pop()
-		l, r := &e.syms[b.left], &e.syms[b.right]
-		if l.n == 0 || r.n == 0 || l.n+r.n != b.size {
+		left, right, size := e.queue.pop()
+		l, r := &e.syms[left], &e.syms[right]
+		if l.n == 0 || r.n == 0 || l.n+r.n != size {
 			continue // outdated: one side changed since it was queued
 		}
 		l.n += r.n
 		r.n = 0
 		l.next = r.next
 		if r.next >= 0 {
-			e.syms[r.next].prev = b.left
+			e.syms[r.next].prev = left
 		}
-		e.tryPair(t, w, l.prev, b.left)
-		e.tryPair(t, w, b.left, l.next)
+		e.tryPair(t, w, l.prev, left)
+		e.tryPair(t, w, left, l.next)
 	}
 	for i := 0; i != -1; i = e.syms[i].next {
 		s := e.syms[i]
@@ -260,50 +261,58 @@ func (e *bpeEncoder) tryPair(t *Tokenizer, w string, left, right int) {
 	if !ok {
 		return
 	}
-	e.queue.push(bpeBigram{left: left, right: right, rank: rank, size: l.n + r.n})
+	e.queue.push(bpeKey(rank, left), right, l.n+r.n)
 }
 
 // ---------------------------------------------------------------------------
 
-// heap is a binary min-heap under less.
-type heap[T any] struct {
-	items []T
-	less  func(a, b T) bool
+// mergeQueue is a binary min-heap of candidate merges keyed by priority
+// (the key's low 32 bits hold the left symbol index).
+type mergeQueue struct{ items []mergeCand }
+
+type mergeCand struct {
+	key         uint64
+	right, size int32
 }
 
-func (h *heap[T]) len() int { return len(h.items) }
+func (q *mergeQueue) reset()   { q.items = q.items[:0] }
+func (q *mergeQueue) len() int { return len(q.items) }
 
-func (h *heap[T]) push(x T) {
-	h.items = append(h.items, x)
-	i := len(h.items) - 1
+func (q *mergeQueue) push(key uint64, right, size int) {
+	q.items = append(q.items, mergeCand{key, int32(right), int32(size)})
+	h := q.items
+	i := len(h) - 1
 	for i > 0 {
 		p := (i - 1) / 2
-		if !h.less(h.items[i], h.items[p]) {
+		if h[p].key <= h[i].key {
 			break
 		}
-		h.items[i], h.items[p] = h.items[p], h.items[i]
+		h[i], h[p] = h[p], h[i]
 		i = p
 	}
 }
 
-func (h *heap[T]) pop() T {
-	top := h.items[0]
-	last := len(h.items) - 1
-	h.items[0] = h.items[last]
-	h.items = h.items[:last]
+// pop removes the first candidate and returns its symbols and byte size.
+func (q *mergeQueue) pop() (left, right, size int) {
+	h := q.items
+	top := h[0]
+	last := len(h) - 1
+	h[0] = h[last]
+	h = h[:last]
+	q.items = h
 	for i := 0; ; {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < last && h.less(h.items[l], h.items[m]) {
+		m, l, r := i, 2*i+1, 2*i+2
+		if l < last && h[l].key < h[m].key {
 			m = l
 		}
-		if r < last && h.less(h.items[r], h.items[m]) {
+		if r < last && h[r].key < h[m].key {
 			m = r
 		}
 		if m == i {
 			break
 		}
-		h.items[i], h.items[m] = h.items[m], h.items[i]
+		h[i], h[m] = h[m], h[i]
 		i = m
 	}
-	return top
+	return int(uint32(top.key)), int(top.right), int(top.size)
 }

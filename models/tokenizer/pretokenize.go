@@ -1,6 +1,9 @@
 package tokenizer
 
-import "unicode"
+import (
+	"sort"
+	"unicode"
+)
 
 // A pre-tokenizer cuts text into words before BPE runs on each word. It is
 // a sequence of steps; each step re-cuts every piece the previous step
@@ -614,7 +617,7 @@ var (
 
 	// \s?[A-Za-zµÀ-ÖØ-öø-ƺ...𞤀-𞥃]+ : the cased letters of DeepSeek LLM's
 	// tokenizer.json, written out as code point ranges.
-	deepseekLetters = spaceThenRun{unitClass{viewWide, func(u rune) bool { return inRanges(u, deepseekLetterRanges) }}}
+	deepseekLetters = spaceThenRun{unitClass{viewWide, isDeepseekLetter}}
 )
 
 var deepseekLetterRanges = [][2]rune{
@@ -634,6 +637,15 @@ var deepseekLetterRanges = [][2]rune{
 	{0xA722, 0xA76F}, {0xA771, 0xA787}, {0xA78B, 0xA78E}, {0xAB70, 0xABBF}, {0xFB00, 0xFB06},
 	{0xFB13, 0xFB17}, {0xFF21, 0xFF3A}, {0xFF41, 0xFF5A}, {0x10400, 0x1044F}, {0x104B0, 0x104D3},
 	{0x104D8, 0x104FB}, {0x10C80, 0x10CB2}, {0x10CC0, 0x10CF2}, {0x118A0, 0x118DF}, {0x1E900, 0x1E943},
+}
+
+func isDeepseekLetter(u rune) bool {
+	if u < 0x80 {
+		return (u >= 'A' && u <= 'Z') || (u >= 'a' && u <= 'z')
+	}
+	r := deepseekLetterRanges
+	i := sort.Search(len(r), func(i int) bool { return r[i][1] >= u })
+	return i < len(r) && r[i][0] <= u
 }
 
 // punctOrSymbolRun matches [\p{P}\$\+<=>\^~\|]+ (and, with backtick, the

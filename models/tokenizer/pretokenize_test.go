@@ -157,3 +157,19 @@ func TestByteAlphabet(t *testing.T) {
 		seen[r] = true
 	}
 }
+
+func TestDeepseekLetterRangesSorted(t *testing.T) {
+	for i, r := range deepseekLetterRanges {
+		if r[0] > r[1] || (i > 0 && r[0] <= deepseekLetterRanges[i-1][1]) {
+			t.Fatalf("range %d %U-%U out of order", i, r[0], r[1])
+		}
+		for _, cp := range []rune{r[0], r[1]} {
+			if !isDeepseekLetter(cp) || codepointFlags(cp)&cpLetter == 0 {
+				t.Errorf("%U: isDeepseekLetter %v, letter flag %v", cp, isDeepseekLetter(cp), codepointFlags(cp)&cpLetter != 0)
+			}
+		}
+	}
+	if isDeepseekLetter('0') || isDeepseekLetter(0x4E00) || isDeepseekLetter(0xD7) {
+		t.Error("non-letters accepted")
+	}
+}
