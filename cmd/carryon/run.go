@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/carryon/carryon/models/ggml"
+	"github.com/carryon/carryon/models/llm"
+	"github.com/carryon/carryon/models/sample"
+	"github.com/carryon/carryon/models/tokenizer"
+)
+
+// runOptions are the flags of `carryon run`.
+type runOptions struct {
+	model   string
+	prompt  string
+	n       int
+	kv      string
+	threads int
+	json    bool
+	stats   bool
+	noBOS   bool
+	params  sample.Params
+}
+
+func newRunCommand() *cobra.Command {
+	o := runOptions{params: sample.DefaultParams()}
+	cmd := &cobra.Command{
+		Use:   "run -m MODEL -p PROMPT [-n N] [--temp T] [--seed S] [--kv f16|f32] [--json]",
+		Short: "Generate a continuation of a prompt and stream it to stdout",
+		Long: `Generate up to N tokens after PROMPT and stream the text as it is produced.
+Generation stops early at the model's end-of-generation tokens.
+
+With --json one JSON object is printed instead:
+  {"prompt_tokens":[ids], "tokens":[generated ids], "text":"...",
+   "hidden":[[final-norm hidden state of each prompt token]],
+   "logits":[logits of the last prompt token]}`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runGenerate(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.model, "model", "m", "", "GGUF file or Ollama model name (required)")
+	f.StringVarP(&o.prompt, "prompt", "p", "", "the prompt")
+	f.IntVarP(&o.n, "n-predict", "n", 128, "tokens to generate at most")
+	f.StringVar(&o.kv, "kv", "f16", "KV cache type: f16 or f32")
+	f.IntVarP(&o.threads, "threads", "t", 0, "compute threads (0: every usable core)")
+	f.BoolVar(&o.json, "json", false, "print one JSON object with ids, text, hidden states and logits")
+	f.BoolVar(&o.stats, "stats", false, "print timings to stderr")
+	f.BoolVar(&o.noBOS, "no-bos", false, "do not add the BOS token the model asks for")
+	f.Float32Var(&o.params.Temperature, "temp", o.params.Temperature, "temperature (0: greedy)")
+	f.IntVar(&o.params.TopK, "top-k", o.params.TopK, "top-k sampling (0: off)")
+	f.Float32Var(&o.params.TopP, "top-p", o.params.TopP, "top-p sampling (1: off)")
+	f.Float32Var(&o.params.MinP, "min-p", o.params.MinP, "min-p sampling (0: off)")
+	f.Float32Var(&o.params.RepeatPenalty, "repeat-penalty", o.params.RepeatPenalty, "repetition penalty (1: off)")
+	f.IntVar(&o.params.RepeatLastN, "repeat-last-n", o.params.RepeatLastN, "tokens the repetition penalty looks back over")
+	f.Float32Var(&o.params.PresencePenalty, "presence-penalty", 0, "presence penalty")
+	f.Float32Var(&o.params.FrequencyPenalty, "frequency-penalty", 0, "frequency penalty")
+	f.Int64Var(&o.params.Seed, "seed", o.params.Seed, "random seed (the same seed repeats the same choices)")
+	cmd.MarkFlagRequired("model")
+	return cmd
+}
+
+// runResult is what --json prints.
+type runResult struct {
+	PromptTokens []int32     `json:"prompt_tokens"`
+	Tokens       []int32     `json:"tokens"`
+	Text         string      `json:"text"`
+	Hidden       [][]float32 `json:"hidden"`
+	Logits       []float32   `json:"logits"`
+}
+
+func runGenerate(ctx context.Context, stdout, stderr io.Writer, o runOptions) error {
+	if o.n < 0 {
+		return fmt.Errorf("-n must not be negative")
+	}
+	var kvType ggml.Type
+	switch o.kv {
+	case "f16":
+		kvType = ggml.TypeF16
+	case "f32":
+		kvType = ggml.TypeF32
+	default:
+		return fmt.Errorf("--kv %q: want f16 or f32", o.kv)
+	}
+	sampler, err := sample.New(o.params)
+	if err != nil {
+		return err
+	}
+	path, err := resolveModelPath(o.model)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	model, err := llm.Load(path, llm.Options{Threads: o.threads})
+	if err != nil {
+		return err
+	}
+	defer model.Close()
+	tok, err := tokenizer.FromGGUF(model.Meta())
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	loaded := time.Since(start)
+
+	prompt := tok.Encode(o.prompt, !o.noBOS, true)
+	if len(prompt) == 0 {
+		return fmt.Errorf("the prompt is empty and the model adds no BOS token: give -p")
+	}
+	cfg := model.Config()
+	seqCtx := min(len(prompt)+o.n, cfg.Context)
+	if len(prompt) > seqCtx {
+		return fmt.Errorf("the prompt has %d tokens, more than the model's context of %d", len(prompt), cfg.Context)
+	}
+	cache, err := model.NewCache(llm.CacheOptions{Type: kvType, SeqContext: seqCtx})
+	if err != nil {
+		return err
+	}
+	seq, err := cache.NewSeq()
+	if err != nil {
+		return err
+	}
+
+	// Prefill the whole prompt in one batch.
+	var batch llm.Batch
+	var out llm.Output
+	for i, id := range prompt {
+		batch.Add(id, seq, i, i == len(prompt)-1, o.json)
+	}
+	t0 := time.Now()
+	if err := model.Forward(ctx, cache, &batch, &out); err != nil {
+		return err
+	}
+	prefill := time.Since(t0)
+	res := runResult{PromptTokens: prompt, Tokens: []int32{}}
+	if o.json {
+		for i := range prompt {
+			res.Hidden = append(res.Hidden, append([]float32(nil), out.RowHidden(i)...))
+		}
+		res.Logits = append([]float32(nil), out.RowLogits(len(prompt)-1)...)
+	}
+
+	history := append([]int32(nil), prompt...)
+	logits := out.RowLogits(len(prompt) - 1)
+	dec := tok.NewStreamDecoder(false)
+	var text []byte
+	emit := func(s string) {
+		if o.json {
+			text = append(text, s...)
+		} else if s != "" {
+			io.WriteString(stdout, s)
+		}
+	}
+	t1 := time.Now()
+	for len(res.Tokens) < o.n {
+		id, err := sampler.Sample(logits, history)
+		if err != nil {
+			return err
+		}
+		if tok.IsEOG(id) {
+			break
+		}
+		res.Tokens = append(res.Tokens, id)
+		history = append(history, id)
+		emit(dec.Add(id))
+		if len(res.Tokens) == o.n || cache.Len(seq) >= seqCtx {
+			break
+		}
+		batch.Clear()
+		batch.Add(id, seq, cache.Len(seq), true, false)
+		if err := model.Forward(ctx, cache, &batch, &out); err != nil {
+			return err
+		}
+		logits = out.RowLogits(0)
+	}
+	emit(dec.Flush())
+	decode := time.Since(t1)
+
+	if o.json {
+		res.Text = string(text)
+		enc := json.NewEncoder(stdout)
+		if err := enc.Encode(res); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintln(stdout)
+	}
+	if o.stats {
+		fmt.Fprintf(stderr, "load %v; prompt %d tokens in %v (%.1f tok/s); generated %d tokens in %v (%.1f tok/s)\n",
+			loaded.Round(time.Millisecond), len(prompt), prefill.Round(time.Microsecond), float64(len(prompt))/prefill.Seconds(),
+			len(res.Tokens), decode.Round(time.Microsecond), float64(len(res.Tokens))/decode.Seconds())
+	}
+	return nil
+}
