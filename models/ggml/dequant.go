@@ -295,21 +295,25 @@ func DequantizeQ6_K(src []byte, dst []float32) int {
 		b := src[i*210 : i*210+210]
 		y := dst[i*QK_K : i*QK_K+QK_K]
 		d := fp16At(b, 208)
+		// ds[k] is d times the scale of sub-block k; ggml multiplies in
+		// the same order, (d*sc)*q.
+		var ds [16]float32
+		for k, s := range b[192:208] {
+			ds[k] = d * float32(int8(s))
+		}
 		for h := range 2 {
 			ql := b[64*h : 64*h+64]
 			qh := b[128+32*h : 128+32*h+32]
-			sc := b[192+8*h : 192+8*h+8]
 			out := y[128*h : 128*h+128]
-			for l := range 32 {
-				is := l / 16
-				q1 := int(ql[l]&0xf|(qh[l]&3)<<4) - 32
-				q2 := int(ql[l+32]&0xf|((qh[l]>>2)&3)<<4) - 32
-				q3 := int(ql[l]>>4|((qh[l]>>4)&3)<<4) - 32
-				q4 := int(ql[l+32]>>4|((qh[l]>>6)&3)<<4) - 32
-				out[l] = d * float32(int8(sc[is])) * float32(q1)
-				out[l+32] = d * float32(int8(sc[is+2])) * float32(q2)
-				out[l+64] = d * float32(int8(sc[is+4])) * float32(q3)
-				out[l+96] = d * float32(int8(sc[is+6])) * float32(q4)
+			for half := range 2 {
+				s1, s2, s3, s4 := ds[8*h+half], ds[8*h+half+2], ds[8*h+half+4], ds[8*h+half+6]
+				for l := 16 * half; l < 16*half+16; l++ {
+					lo, hi, h2 := ql[l], ql[l+32], qh[l]
+					out[l] = s1 * float32(int(lo&0xf|(h2&3)<<4)-32)
+					out[l+32] = s2 * float32(int(hi&0xf|(h2>>2&3)<<4)-32)
+					out[l+64] = s3 * float32(int(lo>>4|(h2>>4&3)<<4)-32)
+					out[l+96] = s4 * float32(int(hi>>4|(h2>>6)<<4)-32)
+				}
 			}
 		}
 	}

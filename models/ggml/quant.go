@@ -110,10 +110,27 @@ func abs32(v float32) float32 { return math.Float32frombits(math.Float32bits(v) 
 
 func sqrt32(v float32) float32 { return float32(math.Sqrt(float64(v))) }
 
+// roundHalfAway rounds v to the nearest integer with halves away from zero,
+// as C's roundf, for |v| < 2^31; larger magnitudes give meaningless (but
+// deterministic) values. v - trunc(v) is exact in float32, so the
+// comparison with one half decides exactly.
+func roundHalfAway(v float32) int32 {
+	v = float32(v) // round a product the caller passes before subtracting
+	i := int32(v)
+	switch f := v - float32(i); {
+	case f >= 0.5:
+		i++
+	case f <= -0.5:
+		i--
+	}
+	return i
+}
+
 // nearestInt rounds v to the nearest integer, ties to even, for
 // |v| <= 4194303, by ggml's trick of adding 1.5*2^23 and reading the
 // mantissa. Larger magnitudes give meaningless (but deterministic) values.
 func nearestInt(v float32) int {
+	// float32(v) rounds a product the caller passes before the addition.
 	w := float32(v) + 12582912
 	return int(int32(math.Float32bits(w)&0x007fffff) - 0x00400000)
 }
@@ -261,7 +278,7 @@ func QuantizeQ8_0(src []float32, dst []byte) int {
 		putF16(y, d)
 		qs := y[2:34]
 		for j, v := range x {
-			qs[j] = uint8(int8(int32(math.Round(float64(v * id)))))
+			qs[j] = uint8(int8(roundHalfAway(v * id)))
 		}
 	}
 	return nb * 34
@@ -289,7 +306,7 @@ func QuantizeQ8_1(src []float32, dst []byte) int {
 		qs := y[4:36]
 		sum := 0
 		for j, v := range x {
-			q := int8(int32(math.Round(float64(v * id))))
+			q := int8(roundHalfAway(v * id))
 			qs[j] = uint8(q)
 			sum += int(q)
 		}
