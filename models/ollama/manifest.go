@@ -229,4 +229,3 @@ func readLimited(path string, limit int64) ([]byte, os.FileInfo, error) {
 	}
 	return b, fi, nil
 }
-
