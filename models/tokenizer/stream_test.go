@@ -90,3 +90,25 @@ func TestIncompleteTail(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentUse encodes and decodes from several goroutines at once;
+// run under -race it checks that a Tokenizer is safe to share.
+func TestConcurrentUse(t *testing.T) {
+	tok := mustTokenizer(t, bpeMetadata("qwen2"))
+	want := tok.Encode(benchText[:2000], true, true)
+	done := make(chan bool)
+	for g := 0; g < 4; g++ {
+		go func() {
+			ok := true
+			for i := 0; i < 5; i++ {
+				ok = ok && equalIDs(tok.Encode(benchText[:2000], true, true), want) && tok.Decode(want) == benchText[:2000]
+			}
+			done <- ok
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if !<-done {
+			t.Error("concurrent Encode/Decode disagreed")
+		}
+	}
+}
