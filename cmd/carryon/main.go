@@ -39,6 +39,7 @@ and customizes them per request with small carry-on heads.`,
 		newTokenizeCommand(),
 		newRunCommand(),
 		newInspectCommand(),
+		newGenModelCommand(),
 	)
 	return root
 }
