@@ -11,5 +11,7 @@
 // instance) is added without touching it.
 //
 // Activations cross the seam as host float32 slices, row-major: a batch of
-// n rows of width d is a []float32 of n*d elements.
+// n rows of width d is a []float32 of n*d elements. The key/value cache is
+// host memory owned by the caller and passed to Attention as a KV view; a
+// device backend would keep its own copy of it.
 package compute
