@@ -120,7 +120,18 @@ func F32RowToF16(src []float32, dst []byte) int {
 	n := min(len(src), len(dst)/2)
 	src, dst = src[:n], dst[:2*n]
 	for i, f := range src {
-		binary.LittleEndian.PutUint16(dst[2*i:], F32ToF16(f))
+		b := math.Float32bits(f)
+		abs := b & 0x7fffffff
+		var h uint16
+		if abs-0x38800000 < 0x477ff000-0x38800000 {
+			// The common case, a normal half, inline (as in F32ToF16).
+			m := abs - 112<<23
+			m += 0xfff + (m>>13)&1
+			h = uint16(b>>16)&0x8000 | uint16(m>>13)
+		} else {
+			h = F32ToF16(f)
+		}
+		binary.LittleEndian.PutUint16(dst[2*i:], h)
 	}
 	return n
 }

@@ -244,3 +244,25 @@ func BenchmarkF32ToF16(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/elem")
 }
+
+// TestF32RowToF16MatchesScalar checks the row converter's inline fast path
+// against F32ToF16 on random bit patterns and around its range limits.
+func TestF32RowToF16MatchesScalar(t *testing.T) {
+	r := &splitMix{state: 13}
+	var in []float32
+	for range 1 << 16 {
+		in = append(in, math.Float32frombits(uint32(r.next())))
+	}
+	for _, edge := range []uint32{0x38800000, 0x477ff000, 0x7f800000} {
+		for d := uint32(0); d < 4096; d++ {
+			in = append(in, math.Float32frombits(edge-2048+d), math.Float32frombits((edge-2048+d)|0x80000000))
+		}
+	}
+	out := make([]byte, 2*len(in))
+	F32RowToF16(in, out)
+	for i, f := range in {
+		if got, want := uint16(out[2*i])|uint16(out[2*i+1])<<8, F32ToF16(f); got != want {
+			t.Fatalf("F32RowToF16 of %#08x = %#04x, F32ToF16 gives %#04x", math.Float32bits(f), got, want)
+		}
+	}
+}

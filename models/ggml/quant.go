@@ -96,14 +96,37 @@ func putF16(b []byte, f float32) { binary.LittleEndian.PutUint16(b, F32ToF16(f))
 func truncInt8(f float32) int8 { return int8(int32(f)) }
 
 // absMax returns the element of x with the largest magnitude (the first one
-// on ties) and that magnitude.
+// on ties, as ggml's loops pick it) and that magnitude.
 func absMax(x []float32) (maxv, amax float32) {
+	b := maxAbsBits(x)
+	if b == 0 {
+		return 0, 0
+	}
 	for _, v := range x {
-		if a := abs32(v); amax < a {
-			amax, maxv = a, v
+		if math.Float32bits(v)&0x7fffffff == b {
+			return v, math.Float32frombits(b)
 		}
 	}
-	return maxv, amax
+	return 0, 0 // not reached
+}
+
+// maxAbsBits returns the bits of the largest |x[i]| (0 for an empty x). The
+// bit patterns of non-negative floats sort as their values do, so the search
+// runs on integers, in four independent lanes.
+func maxAbsBits(x []float32) uint32 {
+	var m0, m1, m2, m3 uint32
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		v := x[i : i+4 : i+4]
+		m0 = max(m0, math.Float32bits(v[0])&0x7fffffff)
+		m1 = max(m1, math.Float32bits(v[1])&0x7fffffff)
+		m2 = max(m2, math.Float32bits(v[2])&0x7fffffff)
+		m3 = max(m3, math.Float32bits(v[3])&0x7fffffff)
+	}
+	for ; i < len(x); i++ {
+		m0 = max(m0, math.Float32bits(x[i])&0x7fffffff)
+	}
+	return max(m0, m1, m2, m3)
 }
 
 func abs32(v float32) float32 { return math.Float32frombits(math.Float32bits(v) &^ (1 << 31)) }
@@ -112,18 +135,13 @@ func sqrt32(v float32) float32 { return float32(math.Sqrt(float64(v))) }
 
 // roundHalfAway rounds v to the nearest integer with halves away from zero,
 // as C's roundf, for |v| < 2^31; larger magnitudes give meaningless (but
-// deterministic) values. v - trunc(v) is exact in float32, so the
-// comparison with one half decides exactly.
+// deterministic) values. In float64, v ± 0.5 is exact whenever |v| >= 2^-29
+// and otherwise stays strictly between -1 and 1, so truncating it gives
+// roundf's result without a data-dependent branch.
 func roundHalfAway(v float32) int32 {
-	v = float32(v) // round a product the caller passes before subtracting
-	i := int32(v)
-	switch f := v - float32(i); {
-	case f >= 0.5:
-		i++
-	case f <= -0.5:
-		i--
-	}
-	return i
+	v = float32(v) // round a product the caller passes before adding
+	w := float64(v)
+	return int32(w + math.Copysign(0.5, w))
 }
 
 // nearestInt rounds v to the nearest integer, ties to even, for
@@ -264,12 +282,7 @@ func QuantizeQ8_0(src []float32, dst []byte) int {
 	for i := range nb {
 		x := src[i*QK8_0 : i*QK8_0+QK8_0]
 		y := dst[i*34 : i*34+34]
-		var amax float32
-		for _, v := range x {
-			if a := abs32(v); a > amax {
-				amax = a
-			}
-		}
+		amax := math.Float32frombits(maxAbsBits(x))
 		d := amax / 127
 		var id float32
 		if d != 0 {
@@ -291,12 +304,7 @@ func QuantizeQ8_1(src []float32, dst []byte) int {
 	for i := range nb {
 		x := src[i*QK8_1 : i*QK8_1+QK8_1]
 		y := dst[i*36 : i*36+36]
-		var amax float32
-		for _, v := range x {
-			if a := abs32(v); a > amax {
-				amax = a
-			}
-		}
+		amax := math.Float32frombits(maxAbsBits(x))
 		d := amax / 127
 		var id float32
 		if d != 0 {
