@@ -135,9 +135,9 @@ func sqrt32(v float32) float32 { return float32(math.Sqrt(float64(v))) }
 
 // roundHalfAway rounds v to the nearest integer with halves away from zero,
 // as C's roundf, for |v| < 2^31; larger magnitudes give meaningless (but
-// deterministic) values. In float64, v ± 0.5 is exact whenever |v| >= 2^-29
-// and otherwise stays strictly between -1 and 1, so truncating it gives
-// roundf's result without a data-dependent branch.
+// deterministic) values. In float64, v ± 0.5 is exact for 2^-29 <= |v| <
+// 2^31 and otherwise (below) stays strictly between -1 and 1, so truncating
+// it gives roundf's result without a data-dependent branch.
 func roundHalfAway(v float32) int32 {
 	v = float32(v) // round a product the caller passes before adding
 	w := float64(v)
