@@ -40,6 +40,7 @@ and customizes them per request with small carry-on heads.`,
 		newRunCommand(),
 		newInspectCommand(),
 		newGenModelCommand(),
+		newBenchCommand(),
 	)
 	return root
 }

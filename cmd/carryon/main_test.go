@@ -5,28 +5,15 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/carryon/carryon/models/testenv"
 )
 
-// testdataPath finds a shared test file the way models/internal/testenv
-// does: skip when missing, fail under CI=true.
 func testdataPath(t *testing.T, name string) string {
 	t.Helper()
-	dir := os.Getenv("CARRYON_TESTDATA")
-	if dir == "" {
-		_, file, _, _ := runtime.Caller(0)
-		dir = filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "testdata")
-	}
-	p := filepath.Join(dir, name)
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("test data %s missing (CI=true)", p)
-		}
-		t.Skipf("test data %s not found; set CARRYON_TESTDATA", p)
-	}
-	return p
+	return testenv.Path(t, name)
 }
 
 // carryon runs the CLI in-process and returns its stdout.

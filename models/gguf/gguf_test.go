@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/carryon/carryon/models/ggml"
-	"github.com/carryon/carryon/models/internal/testenv"
+	"github.com/carryon/carryon/models/testenv"
 )
 
 // sampleFile builds a small file with every metadata kind and two tensors.

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/carryon/carryon/models/ggml"
-	"github.com/carryon/carryon/models/internal/testenv"
+	"github.com/carryon/carryon/models/testenv"
 )
 
 // reference is the part of stories260K.reference.json the tests read.

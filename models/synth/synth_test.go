@@ -8,7 +8,7 @@ import (
 
 	"github.com/carryon/carryon/models/ggml"
 	"github.com/carryon/carryon/models/gguf"
-	"github.com/carryon/carryon/models/internal/testenv"
+	"github.com/carryon/carryon/models/testenv"
 	"github.com/carryon/carryon/models/tokenizer"
 )
 

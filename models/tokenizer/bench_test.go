@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/carryon/carryon/models/internal/testenv"
+	"github.com/carryon/carryon/models/testenv"
 )
 
 // benchText is about 10 KB of mixed prose, code, numbers and non-ASCII.

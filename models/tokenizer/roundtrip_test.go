@@ -6,7 +6,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/carryon/carryon/models/internal/testenv"
+	"github.com/carryon/carryon/models/testenv"
 )
 
 // TestVocabRoundTrip decodes the encoding of every test vector input.

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/carryon/carryon/models/gguf"
-	"github.com/carryon/carryon/models/internal/testenv"
+	"github.com/carryon/carryon/models/testenv"
 )
 
 // vocabCase is one input of llama.cpp's tokenizer test vectors.

@@ -16,7 +16,7 @@ func Dir() string {
 		return d
 	}
 	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..", "..")
+	root := filepath.Join(filepath.Dir(file), "..", "..")
 	return filepath.Join(root, "..", "shared", "testdata")
 }
 
