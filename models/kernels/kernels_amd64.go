@@ -119,6 +119,78 @@ func swiglu2(dst, gate, up *float32, n int)
 
 func spinPause()
 
+//go:noescape
+func q4kRows512(w unsafe.Pointer, wstride uintptr, x unsafe.Pointer, cols int, out *float32, rows int)
+
+//go:noescape
+func q4kRows4x512(w unsafe.Pointer, wstride uintptr, t *tile4, cols int, rows int)
+
+//go:noescape
+func q4kRows2(w unsafe.Pointer, wstride uintptr, x unsafe.Pointer, cols int, out *float32, rows int)
+
+//go:noescape
+func q4kRows4x2(w unsafe.Pointer, wstride uintptr, t *tile4, cols int, rows int)
+
+//go:noescape
+func q5kRows512(w unsafe.Pointer, wstride uintptr, x unsafe.Pointer, cols int, out *float32, rows int)
+
+//go:noescape
+func q5kRows4x512(w unsafe.Pointer, wstride uintptr, t *tile4, cols int, rows int)
+
+//go:noescape
+func q5kRows2(w unsafe.Pointer, wstride uintptr, x unsafe.Pointer, cols int, out *float32, rows int)
+
+//go:noescape
+func q5kRows4x2(w unsafe.Pointer, wstride uintptr, t *tile4, cols int, rows int)
+
+//go:noescape
+func q6kRows512(w unsafe.Pointer, wstride uintptr, x unsafe.Pointer, cols int, out *float32, rows int)
+
+//go:noescape
+func q6kRows4x512(w unsafe.Pointer, wstride uintptr, t *tile4, cols int, rows int)
+
+//go:noescape
+func q6kRows2(w unsafe.Pointer, wstride uintptr, x unsafe.Pointer, cols int, out *float32, rows int)
+
+//go:noescape
+func q6kRows4x2(w unsafe.Pointer, wstride uintptr, t *tile4, cols int, rows int)
+
+//go:noescape
+func q80Rows512(w unsafe.Pointer, wstride uintptr, x unsafe.Pointer, cols int, out *float32, rows int)
+
+//go:noescape
+func q80Rows4x512(w unsafe.Pointer, wstride uintptr, t *tile4, cols int, rows int)
+
+//go:noescape
+func q80Rows2(w unsafe.Pointer, wstride uintptr, x unsafe.Pointer, cols int, out *float32, rows int)
+
+//go:noescape
+func q80Rows4x2(w unsafe.Pointer, wstride uintptr, t *tile4, cols int, rows int)
+
+//go:noescape
+func q40Rows512(w unsafe.Pointer, wstride uintptr, x unsafe.Pointer, cols int, out *float32, rows int)
+
+//go:noescape
+func q40Rows4x512(w unsafe.Pointer, wstride uintptr, t *tile4, cols int, rows int)
+
+//go:noescape
+func q40Rows2(w unsafe.Pointer, wstride uintptr, x unsafe.Pointer, cols int, out *float32, rows int)
+
+//go:noescape
+func q40Rows4x2(w unsafe.Pointer, wstride uintptr, t *tile4, cols int, rows int)
+
+//go:noescape
+func q50Rows512(w unsafe.Pointer, wstride uintptr, x unsafe.Pointer, cols int, out *float32, rows int)
+
+//go:noescape
+func q50Rows4x512(w unsafe.Pointer, wstride uintptr, t *tile4, cols int, rows int)
+
+//go:noescape
+func q50Rows2(w unsafe.Pointer, wstride uintptr, x unsafe.Pointer, cols int, out *float32, rows int)
+
+//go:noescape
+func q50Rows4x2(w unsafe.Pointer, wstride uintptr, t *tile4, cols int, rows int)
+
 func dotF32AVX2(a, b []float32) float32 {
 	if len(a) == 0 {
 		return 0
@@ -296,6 +368,18 @@ func mulAVX2(dst []float32, w *Matrix, a *Activations, lo, hi int) {
 		mulF32Rows(dst, w, a, lo, hi)
 	case ggml.TypeF16:
 		mulTiled(dst, w, a, lo, hi, f16RowsK2, f16Rows4x2, xrowF32)
+	case ggml.TypeQ8_0:
+		mulTiled(dst, w, a, lo, hi, q80Rows2, q80Rows4x2, xrowQ)
+	case ggml.TypeQ4_0:
+		mulTiled(dst, w, a, lo, hi, q40Rows2, q40Rows4x2, xrowQ)
+	case ggml.TypeQ5_0:
+		mulTiled(dst, w, a, lo, hi, q50Rows2, q50Rows4x2, xrowQ)
+	case ggml.TypeQ4_K:
+		mulTiled(dst, w, a, lo, hi, q4kRows2, q4kRows4x2, xrowQ)
+	case ggml.TypeQ5_K:
+		mulTiled(dst, w, a, lo, hi, q5kRows2, q5kRows4x2, xrowQ)
+	case ggml.TypeQ6_K:
+		mulTiled(dst, w, a, lo, hi, q6kRows2, q6kRows4x2, xrowQ)
 	default:
 		mulGeneric(dst, w, a, lo, hi)
 	}
@@ -310,6 +394,18 @@ func mulAVX512(dst []float32, w *Matrix, a *Activations, lo, hi int) {
 		mulF32Rows(dst, w, a, lo, hi)
 	case ggml.TypeF16:
 		mulTiled(dst, w, a, lo, hi, f16RowsK512, f16Rows4x512, xrowF32)
+	case ggml.TypeQ8_0:
+		mulTiled(dst, w, a, lo, hi, q80Rows512, q80Rows4x512, xrowQ)
+	case ggml.TypeQ4_0:
+		mulTiled(dst, w, a, lo, hi, q40Rows512, q40Rows4x512, xrowQ)
+	case ggml.TypeQ5_0:
+		mulTiled(dst, w, a, lo, hi, q50Rows512, q50Rows4x512, xrowQ)
+	case ggml.TypeQ4_K:
+		mulTiled(dst, w, a, lo, hi, q4kRows512, q4kRows4x512, xrowQ)
+	case ggml.TypeQ5_K:
+		mulTiled(dst, w, a, lo, hi, q5kRows512, q5kRows4x512, xrowQ)
+	case ggml.TypeQ6_K:
+		mulTiled(dst, w, a, lo, hi, q6kRows512, q6kRows4x512, xrowQ)
 	default:
 		mulGeneric(dst, w, a, lo, hi)
 	}
