@@ -222,28 +222,43 @@ row:
 	VXORPS Z1, Z1, Z1
 	MOVQ SI, R10
 	XORQ R15, R15
+	VXORPS Z9, Z9, Z9
 	MOVQ CX, R12
-	SHRQ $1, R12
-	JZ   one
+	SHRQ $2, R12
+	JZ   pair1
 
-pair:
+pair2:
+	PREFETCHT0 1024(R10)
 	W80_PAIR512
 	ROW512(R11, Z0)
 	ADDQ $68, R10
 	ADDQ $192, R15
+	W80_PAIR512
+	ROW512(R11, Z1)
+	ADDQ $68, R10
+	ADDQ $192, R15
 	DECQ R12
-	JNZ  pair
+	JNZ  pair2
+
+pair1:
+	TESTQ $2, CX
+	JZ    one
+	W80_PAIR512
+	ROW512(R11, Z0)
+	ADDQ $68, R10
+	ADDQ $192, R15
 
 one:
 	TESTQ $1, CX
 	JZ    sum
 	W80_ONE512
-	ROW256(R11, Y1)
+	ROW256(R11, Y9)
 
 sum:
+	VADDPS        Z1, Z0, Z0
 	VEXTRACTF64X4 $1, Z0, Y3
 	VADDPS        Y3, Y0, Y0
-	VADDPS        Y1, Y0, Y0
+	VADDPS        Y9, Y0, Y0
 	HSUM256(Y0, X0, X3)
 	VMOVSS X0, (DI)
 	ADDQ   $4, DI
@@ -289,6 +304,7 @@ row:
 	JZ   one
 
 pair:
+	PREFETCHT0 1024(R10)
 	W80_PAIR512
 	ROW512(R11, Z0)
 	ROW512(R12, Z7)
@@ -367,6 +383,7 @@ row:
 	JZ   one
 
 pair:
+	PREFETCHT0 1024(R10)
 	W80_2
 	ROWS2(R11, 0, Y0)
 	ADDQ $34, R10
@@ -426,6 +443,7 @@ row:
 	JZ   one
 
 pair:
+	PREFETCHT0 1024(R10)
 	W80_2
 	ROWS2(R11, 0, Y0)
 	ROWS2(R12, 0, Y1)
@@ -493,28 +511,43 @@ row:
 	VXORPS Z1, Z1, Z1
 	MOVQ SI, R10
 	XORQ R15, R15
+	VXORPS Z9, Z9, Z9
 	MOVQ CX, R12
-	SHRQ $1, R12
-	JZ   one
+	SHRQ $2, R12
+	JZ   pair1
 
-pair:
+pair2:
+	PREFETCHT0 1024(R10)
 	W40_PAIR512
 	ROW512(R11, Z0)
 	ADDQ $36, R10
 	ADDQ $192, R15
+	W40_PAIR512
+	ROW512(R11, Z1)
+	ADDQ $36, R10
+	ADDQ $192, R15
 	DECQ R12
-	JNZ  pair
+	JNZ  pair2
+
+pair1:
+	TESTQ $2, CX
+	JZ    one
+	W40_PAIR512
+	ROW512(R11, Z0)
+	ADDQ $36, R10
+	ADDQ $192, R15
 
 one:
 	TESTQ $1, CX
 	JZ    sum
 	W40_ONE512
-	ROW256(R11, Y1)
+	ROW256(R11, Y9)
 
 sum:
+	VADDPS        Z1, Z0, Z0
 	VEXTRACTF64X4 $1, Z0, Y3
 	VADDPS        Y3, Y0, Y0
-	VADDPS        Y1, Y0, Y0
+	VADDPS        Y9, Y0, Y0
 	HSUM256(Y0, X0, X3)
 	VMOVSS X0, (DI)
 	ADDQ   $4, DI
@@ -560,6 +593,7 @@ row:
 	JZ   one
 
 pair:
+	PREFETCHT0 1024(R10)
 	W40_PAIR512
 	ROW512(R11, Z0)
 	ROW512(R12, Z7)
@@ -638,6 +672,7 @@ row:
 	JZ   one
 
 pair:
+	PREFETCHT0 1024(R10)
 	W40_2
 	ROWU2(R11, 0, Y0)
 	ADDQ $18, R10
@@ -697,6 +732,7 @@ row:
 	JZ   one
 
 pair:
+	PREFETCHT0 1024(R10)
 	W40_2
 	ROWU2(R11, 0, Y0)
 	ROWU2(R12, 0, Y1)
@@ -764,28 +800,43 @@ row:
 	VXORPS Z1, Z1, Z1
 	MOVQ SI, R10
 	XORQ R15, R15
+	VXORPS Z9, Z9, Z9
 	MOVQ CX, R12
-	SHRQ $1, R12
-	JZ   one
+	SHRQ $2, R12
+	JZ   pair1
 
-pair:
+pair2:
+	PREFETCHT0 1024(R10)
 	W50_PAIR512
 	ROW512(R11, Z0)
 	ADDQ $44, R10
 	ADDQ $192, R15
+	W50_PAIR512
+	ROW512(R11, Z1)
+	ADDQ $44, R10
+	ADDQ $192, R15
 	DECQ R12
-	JNZ  pair
+	JNZ  pair2
+
+pair1:
+	TESTQ $2, CX
+	JZ    one
+	W50_PAIR512
+	ROW512(R11, Z0)
+	ADDQ $44, R10
+	ADDQ $192, R15
 
 one:
 	TESTQ $1, CX
 	JZ    sum
 	W50_ONE512
-	ROW256(R11, Y1)
+	ROW256(R11, Y9)
 
 sum:
+	VADDPS        Z1, Z0, Z0
 	VEXTRACTF64X4 $1, Z0, Y3
 	VADDPS        Y3, Y0, Y0
-	VADDPS        Y1, Y0, Y0
+	VADDPS        Y9, Y0, Y0
 	HSUM256(Y0, X0, X3)
 	VMOVSS X0, (DI)
 	ADDQ   $4, DI
@@ -831,6 +882,7 @@ row:
 	JZ   one
 
 pair:
+	PREFETCHT0 1024(R10)
 	W50_PAIR512
 	ROW512(R11, Z0)
 	ROW512(R12, Z7)
@@ -909,6 +961,7 @@ row:
 	JZ   one
 
 pair:
+	PREFETCHT0 1024(R10)
 	W50_2
 	ROWU2(R11, 0, Y0)
 	ADDQ $22, R10
@@ -968,6 +1021,7 @@ row:
 	JZ   one
 
 pair:
+	PREFETCHT0 1024(R10)
 	W50_2
 	ROWU2(R11, 0, Y0)
 	ROWU2(R12, 0, Y1)
