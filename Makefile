@@ -7,6 +7,8 @@ TESTDATA  ?= $(abspath ../shared/testdata)
 MODEL     ?= $(TESTDATA)/stories260K.gguf
 PROMPT    ?= Once upon a time
 FUZZTIME  ?= 30s
+BENCH_DIR ?= .cache/bench-models
+THREADS   ?= 2
 export CARRYON_TESTDATA ?= $(TESTDATA)
 
 .DEFAULT_GOAL := help
@@ -29,8 +31,10 @@ test: ## run every test (the shared test data is found through CARRYON_TESTDATA)
 testrace: ## run the tests under the race detector
 	$(GO) test -race -count=1 ./...
 
-bench: ## run the Go micro-benchmarks
-	$(GO) test -run '^$$' -bench . -benchmem ./models/...
+bench: build ## generate the benchmark models once, run the micro-benchmarks and carryon bench on each
+	$(CARRYON) gen-model --bench-set --dir $(BENCH_DIR)
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./models/...
+	@for f in $(BENCH_DIR)/*.gguf; do $(CARRYON) bench -m $$f -t $(THREADS) -p 128 -n 64 -b 8 || exit 1; done
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
