@@ -4,7 +4,16 @@ go 1.26.0
 
 require github.com/dlclark/regexp2 v1.12.0
 
-require golang.org/x/sys v0.50.0
+require (
+	github.com/hashicorp/go-hclog v1.6.3
+	golang.org/x/sys v0.50.0
+)
+
+require (
+	github.com/fatih/color v1.13.0 // indirect
+	github.com/mattn/go-colorable v0.1.12 // indirect
+	github.com/mattn/go-isatty v0.0.20 // indirect
+)
 
 require (
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
