@@ -18,6 +18,13 @@
 // context is done, then fails the rest with ErrClosed and stops the loop.
 // The Scheduler does not own the model: close the model after Close returns.
 //
+// # Options
+//
+// Every zero field of Options selects its default, so Options{} is a
+// working configuration; for that reason the two switches are phrased as
+// departures from the defaults: NoPrefixCache turns the prefix cache off and
+// KVF32 keeps keys and values in F32 instead of F16.
+//
 // # Admission
 //
 // Submit fails at once with ErrQueueFull when Options.MaxQueue requests are
@@ -36,10 +43,12 @@
 // admitted request: its sequences are released and it goes back to the front
 // of the queue, keeping the tokens generated so far, its samplers and its
 // text state. When it is admitted again it re-reads its prompt and generated
-// tokens and carries on, so its client sees one uninterrupted stream. No
-// request is admitted after a preemption until a running request ends, which
-// keeps the scheduler from thrashing. A request that cannot fit even when it
-// runs alone fails with an error wrapping llm.ErrCacheFull.
+// tokens and carries on, so its client sees one uninterrupted stream. The
+// same happens when a finished prompt cannot be forked for a request's extra
+// choices. No request is admitted after a preemption until a running
+// request ends, which keeps the scheduler from thrashing. A request that
+// cannot fit even when it runs alone fails with an error wrapping
+// llm.ErrCacheFull. Stats.Preemptions counts the preemptions.
 //
 // # Choices
 //

@@ -100,10 +100,11 @@ func (s *Scheduler) Embed(ctx context.Context, inputs [][]int32, p Pooling) ([][
 		return nil, usage, fmt.Errorf("embed: %w", err)
 	}
 	r := &request{ctx: ctx, emb: job}
+	r.stopAfter = context.AfterFunc(ctx, s.poke)
 	if err := s.enqueue(r); err != nil {
+		r.stopAfter()
 		return nil, usage, fmt.Errorf("embed: %w", err)
 	}
-	r.stopAfter = context.AfterFunc(ctx, s.poke)
 	s.poke()
 	<-job.done
 	if job.err != nil {
@@ -118,7 +119,7 @@ func (s *Scheduler) startInputs(r *request) {
 	job := r.emb
 	for len(job.todo) > 0 {
 		alone := len(s.running) == 1 && len(job.active) == 0
-		if s.slotsUsed() >= s.opts.MaxSequences && !alone {
+		if (s.hold || s.slotsUsed() >= s.opts.MaxSequences) && !alone {
 			return
 		}
 		idx := job.todo[0]

@@ -2,9 +2,12 @@ package scheduler
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/carryon/carryon/models/llm"
 )
 
 // generate samples the next token of every choice of r whose logits the
@@ -18,17 +21,20 @@ func (s *Scheduler) generate(r *request) {
 		if c0.row < 0 {
 			return // still reading the prompt
 		}
-		r.prefilled = true
 		for _, c := range r.choices[1:] {
 			if c.done || c.seq >= 0 {
 				continue
 			}
 			seq, err := s.forkSeq(c0.seq)
 			if err != nil {
-				s.fail(r, fmt.Errorf("fork the prompt for choice %d: %w", c.index, err))
+				s.forkFailed(r, err)
 				return
 			}
-			c.seq, c.kv, c.row = seq, c0.kv, c0.row
+			c.seq, c.kv = seq, c0.kv
+		}
+		r.prefilled = true
+		for _, c := range r.choices[1:] {
+			c.row = c0.row
 			shared = true
 		}
 	}
@@ -53,6 +59,28 @@ func (s *Scheduler) generate(r *request) {
 		r.stream.end(r.usage)
 		s.end(r)
 	}
+}
+
+// forkFailed handles a prompt that could not be forked for every choice.
+// With other requests running, the forks are undone and the prompt's last
+// token is taken back, so that a later step reads it again and retries,
+// and the step asks for KV room; alone, the request fails.
+func (s *Scheduler) forkFailed(r *request, err error) {
+	for _, c := range r.choices[1:] {
+		s.release(c)
+		c.kv = 0
+	}
+	if !errors.Is(err, llm.ErrCacheFull) || len(s.running) == 1 {
+		s.fail(r, fmt.Errorf("fork the prompt for %d choices: %w", len(r.choices), err))
+		return
+	}
+	c0 := r.choices[0]
+	c0.kv--
+	if terr := s.cache.Truncate(c0.seq, c0.kv); terr != nil {
+		s.fail(r, fmt.Errorf("fork the prompt: %w", terr))
+		return
+	}
+	s.roomErr = err
 }
 
 // accept appends a sampled token to a choice, decodes its text and decides

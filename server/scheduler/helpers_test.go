@@ -5,7 +5,6 @@ import (
 	"math"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -229,5 +228,3 @@ func norm(v []float32) float64 {
 	}
 	return math.Sqrt(s)
 }
-
-var _ = slices.Equal[[]int32]

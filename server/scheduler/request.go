@@ -94,10 +94,11 @@ func (s *Scheduler) Submit(ctx context.Context, r *Request) (*Stream, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("submit: %w", err)
 	}
+	req.stopAfter = context.AfterFunc(ctx, s.poke)
 	if err := s.enqueue(req); err != nil {
+		req.stopAfter()
 		return nil, fmt.Errorf("submit: %w", err)
 	}
-	req.stopAfter = context.AfterFunc(ctx, s.poke)
 	go req.stream.run()
 	s.poke()
 	return req.stream, nil

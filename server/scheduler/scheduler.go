@@ -126,6 +126,7 @@ type Scheduler struct {
 	stamp     uint64 // admission counter
 	hold      bool   // no admission until a running request ends (after a preemption)
 	preempted int
+	roomErr   error // a step's outputs found the cache full: relieve after it
 	batch     llm.Batch
 	out       llm.Output
 	scratch   []float32 // a copy of a logits row for the choices that share it

@@ -610,3 +610,96 @@ func streamText(tok *tokenizer.Tokenizer, toks []int32) string {
 	b.WriteString(strings.ToValidUTF8(d.Flush(), "\uFFFD"))
 	return b.String()
 }
+
+// TestForkWhenFull fills the cache just as a two-choice request finishes
+// reading its prompt, so that the prompt cannot be forked: the request goes
+// back to the queue, runs when there is room, and gives the output it gives
+// alone.
+func TestForkWhenFull(t *testing.T) {
+	checkGoroutines(t)
+	m, tok := tinyModel(t, tinySpec())
+	s, err := newScheduler(m, tok, Options{NoPrefixCache: true, KVTokens: 600, PrefillChunk: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const last = 399 // the last token of b's prompt, banned from a's output
+	bPrompt := append(prompts(39)[0], last)
+	isLast := func(b *llm.Batch) bool {
+		for _, r := range b.Rows {
+			if r.Token == last && r.Pos == len(bPrompt)-1 {
+				return true
+			}
+		}
+		return false
+	}
+	phase := 0
+	var dummies []llm.SeqID
+	s.forward = func(ctx context.Context, c *llm.Cache, b *llm.Batch, out *llm.Output) error {
+		if phase == 1 && isLast(b) {
+			for _, d := range dummies {
+				c.Release(d)
+			}
+			phase = 2
+		}
+		if err := m.Forward(ctx, c, b, out); err != nil {
+			return err
+		}
+		if phase == 0 && isLast(b) {
+			// Take every free position.
+			for free := c.Options().MaxTokens - c.Reserved(); free > 0; free = c.Options().MaxTokens - c.Reserved() {
+				d, err := c.NewSeq()
+				if err != nil {
+					t.Fatal(err)
+				}
+				dummies = append(dummies, d)
+				var fill llm.Batch
+				var o llm.Output
+				fill.AddSequence(d, 0, make([]int32, min(free, c.Options().SeqContext)), false)
+				if err := m.Forward(ctx, c, &fill, &o); err != nil {
+					t.Fatal(err)
+				}
+			}
+			phase = 1
+		}
+		return nil
+	}
+	go s.loop()
+	defer s.Close(context.Background())
+
+	pa := greedy()
+	pa.LogitBias = map[int32]float32{tok.EOS(): float32(negInf()), last: float32(negInf())}
+	pb := greedy()
+	pb.Temperature, pb.Seed = 1, 5
+	reqA := &Request{Prompt: prompts(10)[0], MaxTokens: 150, Params: pa}
+	reqB := &Request{Prompt: bPrompt, MaxTokens: 20, N: 2, Params: pb}
+	plain := start(t, m, tok, Options{NoPrefixCache: true})
+	wantA, wantB := run(t, plain, reqA), run(t, plain, reqB)
+
+	stA, err := s.Submit(context.Background(), reqA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stB, err := s.Submit(context.Background(), reqB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotA, gotB := collect(t, stA, 1), collect(t, stB, 2)
+	if gotA.err != nil || gotB.err != nil {
+		t.Fatal(gotA.err, gotB.err)
+	}
+	if !slices.Equal(gotA.tokens[0], wantA.tokens[0]) {
+		t.Errorf("a: %v, alone %v", gotA.tokens[0], wantA.tokens[0])
+	}
+	for i := range 2 {
+		if !slices.Equal(gotB.tokens[i], wantB.tokens[i]) {
+			t.Errorf("b choice %d: %v, alone %v", i, gotB.tokens[i], wantB.tokens[i])
+		}
+	}
+	if phase != 2 {
+		t.Errorf("the cache was never filled (phase %d)", phase)
+	}
+	waitFor(t, "KV release", func() bool { return s.Stats().KVUsedTokens == 0 })
+	if st := s.Stats(); st.Preemptions != 1 {
+		t.Errorf("stats %+v, want one preemption", st)
+	}
+}

@@ -216,6 +216,10 @@ func (s *Scheduler) step() {
 		s.generate(r)
 	}
 	s.compact()
+	if err := s.roomErr; err != nil {
+		s.roomErr = nil
+		s.relieve(err)
+	}
 }
 
 // stepFailed handles a forward pass that failed: a full cache makes room,
