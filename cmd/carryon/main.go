@@ -41,6 +41,7 @@ and customizes them per request with small carry-on heads.`,
 		newInspectCommand(),
 		newGenModelCommand(),
 		newBenchCommand(),
+		newServeCommand(),
 	)
 	return root
 }
