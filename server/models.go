@@ -69,6 +69,17 @@ func (m *Model) ContextLength() int { return m.seqContext }
 // Tokenizer returns the model's tokenizer.
 func (m *Model) Tokenizer() *tokenizer.Tokenizer { return m.tok }
 
+// detokenize turns a prompt's ids back into its text. Leading control
+// tokens (BOS) are dropped first, so that a tokenized text comes back
+// unchanged: after BOS, the space the tokenizer put before the first word
+// would otherwise survive.
+func (m *Model) detokenize(ids []int32) string {
+	for len(ids) > 0 && m.tok.IsControl(ids[0]) {
+		ids = ids[1:]
+	}
+	return m.tok.Decode(ids)
+}
+
 // modelSource is a model to load: where from and under which name.
 type modelSource struct {
 	name     string

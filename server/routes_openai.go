@@ -359,7 +359,7 @@ func completionPrompts(m *Model, prompts []openai.Prompt) ([][]int32, []string, 
 				}
 			}
 			ids[i] = p.Tokens
-			texts[i] = m.tok.Decode(p.Tokens)
+			texts[i] = m.detokenize(p.Tokens)
 		} else {
 			ids[i] = m.tok.Encode(p.Text, true, true)
 			texts[i] = p.Text
@@ -729,7 +729,7 @@ func (s *Server) handleDetokenize(c *fasthttp.RequestCtx, info *requestInfo) {
 			return
 		}
 	}
-	writeJSON(c, http.StatusOK, openai.DetokenizeResponse{Prompt: m.tok.Decode(req.Tokens)})
+	writeJSON(c, http.StatusOK, openai.DetokenizeResponse{Prompt: m.detokenize(req.Tokens)})
 }
 
 // sortedModels returns the models sorted by name.
