@@ -167,6 +167,9 @@ func (s *Scheduler) embedRows(r *request, budget int) int {
 // embedOutputs pools the hidden states a step produced for a job and
 // finishes the inputs (and the job) that are complete.
 func (s *Scheduler) embedOutputs(r *request) {
+	if r.ended {
+		return
+	}
 	job := r.emb
 	kept := job.active[:0]
 	for _, in := range job.active {

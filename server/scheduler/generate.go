@@ -15,6 +15,9 @@ import (
 // choices fork the prompt's sequence first and all choices sample from the
 // same logits.
 func (s *Scheduler) generate(r *request) {
+	if r.ended {
+		return
+	}
 	shared := false
 	if !r.prefilled {
 		c0 := r.choices[0]

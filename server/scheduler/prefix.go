@@ -78,13 +78,7 @@ func (p *prefixCache) insert(c *llm.Cache, seq llm.SeqID, toks []int32) {
 // with the prefix length. ok is false when no entry matches or the fork
 // does not fit.
 func (p *prefixCache) take(c *llm.Cache, prompt []int32) (seq llm.SeqID, n int, ok bool) {
-	best, bestN := -1, minPrefixMatch-1
-	for i, e := range p.entries {
-		k := commonPrefix(e.toks, prompt)
-		if k > bestN || (k == bestN && best >= 0 && e.used > p.entries[best].used) {
-			best, bestN = i, k
-		}
-	}
+	best, bestN := p.best(prompt)
 	if best < 0 {
 		return -1, 0, false
 	}
@@ -100,6 +94,29 @@ func (p *prefixCache) take(c *llm.Cache, prompt []int32) (seq llm.SeqID, n int, 
 	p.clock++
 	e.used = p.clock
 	return fork, bestN, true
+}
+
+// best returns the index of the entry sharing the longest prefix with
+// prompt, at least minPrefixMatch tokens (the most recently used among
+// equals), and the prefix length; the index is -1 when none does.
+func (p *prefixCache) best(prompt []int32) (int, int) {
+	best, bestN := -1, minPrefixMatch-1
+	for i, e := range p.entries {
+		k := commonPrefix(e.toks, prompt)
+		if k > bestN || (k == bestN && best >= 0 && e.used > p.entries[best].used) {
+			best, bestN = i, k
+		}
+	}
+	return best, bestN
+}
+
+// touch marks the entry that best matches prompt as the most recently
+// used, so that making room for the prompt evicts it last.
+func (p *prefixCache) touch(prompt []int32) {
+	if i, _ := p.best(prompt); i >= 0 {
+		p.clock++
+		p.entries[i].used = p.clock
+	}
 }
 
 // evict releases the least recently used entry; it reports whether there

@@ -103,6 +103,9 @@ func (s *Scheduler) fits(r *request) bool {
 	if r.maxTokens > 0 {
 		head = min(head, r.maxTokens)
 	}
+	if !r.generating && !s.opts.NoPrefixCache {
+		s.prefix.touch(r.prompt[:len(r.prompt)-1])
+	}
 	need := 0
 	if r.generating {
 		for _, c := range r.choices {
