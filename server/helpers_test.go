@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +21,8 @@ import (
 	"github.com/carryon/carryon/models/testenv"
 	"github.com/carryon/carryon/server/config"
 )
+
+var rewrite = flag.Bool("rewrite", false, "rewrite the golden files under testdata from the current output")
 
 // modelDir holds the synthetic models the tests share; TestMain writes
 // them once.
