@@ -304,17 +304,101 @@ func swigluAVX2(dst, gate, up []float32) {
 	swiglu2(&dst[0], &gate[0], &up[0], len(dst))
 }
 
-// rowKernel computes out[i] = dot(weight row i, x) for rows consecutive
-// weight rows starting at w.
-type rowKernel func(w unsafe.Pointer, wstride uintptr, x unsafe.Pointer, cols int, out *float32, rows int)
+// kernelID names one pair of asm kernels (one activation row, four
+// activation rows) for one weight type and vector level. Calls go through
+// a switch rather than func values so that the tile stays on the stack.
+type kernelID uint8
 
-// tileKernel is rowKernel for the four activation rows of a tile4.
-type tileKernel func(w unsafe.Pointer, wstride uintptr, t *tile4, cols int, rows int)
+const (
+	kf16x2 kernelID = iota
+	kq80x2
+	kq40x2
+	kq50x2
+	kq4kx2
+	kq5kx2
+	kq6kx2
+	kf16x512
+	kq80x512
+	kq40x512
+	kq50x512
+	kq4kx512
+	kq5kx512
+	kq6kx512
+)
+
+// rows1 computes out[i] = dot(weight row i, activation row x) for rows
+// consecutive weight rows at w.
+func rows1(k kernelID, w unsafe.Pointer, ws uintptr, x unsafe.Pointer, cols int, out *float32, rows int) {
+	switch k {
+	case kf16x2:
+		f16Rows2(w, ws, (*float32)(x), cols, out, rows)
+	case kq80x2:
+		q80Rows2(w, ws, x, cols, out, rows)
+	case kq40x2:
+		q40Rows2(w, ws, x, cols, out, rows)
+	case kq50x2:
+		q50Rows2(w, ws, x, cols, out, rows)
+	case kq4kx2:
+		q4kRows2(w, ws, x, cols, out, rows)
+	case kq5kx2:
+		q5kRows2(w, ws, x, cols, out, rows)
+	case kq6kx2:
+		q6kRows2(w, ws, x, cols, out, rows)
+	case kf16x512:
+		f16Rows512(w, ws, (*float32)(x), cols, out, rows)
+	case kq80x512:
+		q80Rows512(w, ws, x, cols, out, rows)
+	case kq40x512:
+		q40Rows512(w, ws, x, cols, out, rows)
+	case kq50x512:
+		q50Rows512(w, ws, x, cols, out, rows)
+	case kq4kx512:
+		q4kRows512(w, ws, x, cols, out, rows)
+	case kq5kx512:
+		q5kRows512(w, ws, x, cols, out, rows)
+	case kq6kx512:
+		q6kRows512(w, ws, x, cols, out, rows)
+	}
+}
+
+// rows4 is rows1 for the four activation rows of a tile.
+func rows4(k kernelID, w unsafe.Pointer, ws uintptr, t *tile4, cols int, rows int) {
+	switch k {
+	case kf16x2:
+		f16Rows4x2(w, ws, t, cols, rows)
+	case kq80x2:
+		q80Rows4x2(w, ws, t, cols, rows)
+	case kq40x2:
+		q40Rows4x2(w, ws, t, cols, rows)
+	case kq50x2:
+		q50Rows4x2(w, ws, t, cols, rows)
+	case kq4kx2:
+		q4kRows4x2(w, ws, t, cols, rows)
+	case kq5kx2:
+		q5kRows4x2(w, ws, t, cols, rows)
+	case kq6kx2:
+		q6kRows4x2(w, ws, t, cols, rows)
+	case kf16x512:
+		f16Rows4x512(w, ws, t, cols, rows)
+	case kq80x512:
+		q80Rows4x512(w, ws, t, cols, rows)
+	case kq40x512:
+		q40Rows4x512(w, ws, t, cols, rows)
+	case kq50x512:
+		q50Rows4x512(w, ws, t, cols, rows)
+	case kq4kx512:
+		q4kRows4x512(w, ws, t, cols, rows)
+	case kq5kx512:
+		q5kRows4x512(w, ws, t, cols, rows)
+	case kq6kx512:
+		q6kRows4x512(w, ws, t, cols, rows)
+	}
+}
 
 // mulTiled runs a product over weight rows [lo, hi) with one pass over the
-// weights per group of four activation rows (x4) and the single-row
-// kernel (x1) for a batch of one. xrow(r) is the start of activation row r.
-func mulTiled(dst []float32, w *Matrix, a *Activations, lo, hi int, x1 rowKernel, x4 tileKernel, xrow func(a *Activations, r int) unsafe.Pointer) {
+// weights per group of four activation rows, and the one-row kernel for a
+// batch of one.
+func mulTiled(dst []float32, w *Matrix, a *Activations, lo, hi int, k kernelID) {
 	n := hi - lo
 	if n <= 0 {
 		return
@@ -322,33 +406,32 @@ func mulTiled(dst []float32, w *Matrix, a *Activations, lo, hi int, x1 rowKernel
 	wp := unsafe.Pointer(&w.Data[lo*w.RowBytes])
 	ws := uintptr(w.RowBytes)
 	if a.m == 1 {
-		x1(wp, ws, xrow(a, 0), a.cols, &dst[lo], n)
+		rows1(k, wp, ws, xrow(a, 0), a.cols, &dst[lo], n)
 		return
 	}
 	var t tile4
 	for r := 0; r < a.m; r += 4 {
-		for k := range 4 {
-			rk := min(r+k, a.m-1)
-			t.x[k] = xrow(a, rk)
-			t.out[k] = unsafe.Pointer(&dst[rk*w.Rows+lo])
+		if r == a.m-1 {
+			// A lone last row: the one-row kernel does a quarter of the
+			// arithmetic of a tile of four copies for the same weight reads.
+			rows1(k, wp, ws, xrow(a, r), a.cols, &dst[r*w.Rows+lo], n)
+			break
 		}
-		x4(wp, ws, &t, a.cols, n)
+		for j := range 4 {
+			rj := min(r+j, a.m-1)
+			t.x[j] = xrow(a, rj)
+			t.out[j] = unsafe.Pointer(&dst[rj*w.Rows+lo])
+		}
+		rows4(k, wp, ws, &t, a.cols, n)
 	}
 }
 
-func xrowF32(a *Activations, r int) unsafe.Pointer { return unsafe.Pointer(&a.f32[r*a.cols]) }
-func xrowQ(a *Activations, r int) unsafe.Pointer   { return unsafe.Pointer(&a.q[r*a.stride]) }
-
-func f32RowsK(w unsafe.Pointer, ws uintptr, x unsafe.Pointer, cols int, out *float32, rows int) {
-	f32Rows2(w, ws, (*float32)(x), cols, out, rows)
-}
-
-func f16RowsK2(w unsafe.Pointer, ws uintptr, x unsafe.Pointer, cols int, out *float32, rows int) {
-	f16Rows2(w, ws, (*float32)(x), cols, out, rows)
-}
-
-func f16RowsK512(w unsafe.Pointer, ws uintptr, x unsafe.Pointer, cols int, out *float32, rows int) {
-	f16Rows512(w, ws, (*float32)(x), cols, out, rows)
+// xrow returns the start of activation row r.
+func xrow(a *Activations, r int) unsafe.Pointer {
+	if a.kind == actF32 {
+		return unsafe.Pointer(&a.f32[r*a.cols])
+	}
+	return unsafe.Pointer(&a.q[r*a.stride])
 }
 
 // mulF32Rows multiplies F32 weights one activation row at a time; F32
@@ -359,54 +442,50 @@ func mulF32Rows(dst []float32, w *Matrix, a *Activations, lo, hi int) {
 	}
 }
 
+// kernelFor returns the asm kernels for weight type t at a vector level
+// (k?x2 for AVX2, k?x512 for AVX-512).
+func kernelFor(t ggml.Type, avx512 bool) kernelID {
+	var k kernelID
+	switch t {
+	case ggml.TypeF16:
+		k = kf16x2
+	case ggml.TypeQ8_0:
+		k = kq80x2
+	case ggml.TypeQ4_0:
+		k = kq40x2
+	case ggml.TypeQ5_0:
+		k = kq50x2
+	case ggml.TypeQ4_K:
+		k = kq4kx2
+	case ggml.TypeQ5_K:
+		k = kq5kx2
+	default:
+		k = kq6kx2
+	}
+	if avx512 {
+		k += kf16x512
+	}
+	return k
+}
+
 func mulAVX2(dst []float32, w *Matrix, a *Activations, lo, hi int) {
 	if hi <= lo {
 		return
 	}
-	switch w.Type {
-	case ggml.TypeF32:
+	if w.Type == ggml.TypeF32 {
 		mulF32Rows(dst, w, a, lo, hi)
-	case ggml.TypeF16:
-		mulTiled(dst, w, a, lo, hi, f16RowsK2, f16Rows4x2, xrowF32)
-	case ggml.TypeQ8_0:
-		mulTiled(dst, w, a, lo, hi, q80Rows2, q80Rows4x2, xrowQ)
-	case ggml.TypeQ4_0:
-		mulTiled(dst, w, a, lo, hi, q40Rows2, q40Rows4x2, xrowQ)
-	case ggml.TypeQ5_0:
-		mulTiled(dst, w, a, lo, hi, q50Rows2, q50Rows4x2, xrowQ)
-	case ggml.TypeQ4_K:
-		mulTiled(dst, w, a, lo, hi, q4kRows2, q4kRows4x2, xrowQ)
-	case ggml.TypeQ5_K:
-		mulTiled(dst, w, a, lo, hi, q5kRows2, q5kRows4x2, xrowQ)
-	case ggml.TypeQ6_K:
-		mulTiled(dst, w, a, lo, hi, q6kRows2, q6kRows4x2, xrowQ)
-	default:
-		mulGeneric(dst, w, a, lo, hi)
+		return
 	}
+	mulTiled(dst, w, a, lo, hi, kernelFor(w.Type, false))
 }
 
 func mulAVX512(dst []float32, w *Matrix, a *Activations, lo, hi int) {
 	if hi <= lo {
 		return
 	}
-	switch w.Type {
-	case ggml.TypeF32:
+	if w.Type == ggml.TypeF32 {
 		mulF32Rows(dst, w, a, lo, hi)
-	case ggml.TypeF16:
-		mulTiled(dst, w, a, lo, hi, f16RowsK512, f16Rows4x512, xrowF32)
-	case ggml.TypeQ8_0:
-		mulTiled(dst, w, a, lo, hi, q80Rows512, q80Rows4x512, xrowQ)
-	case ggml.TypeQ4_0:
-		mulTiled(dst, w, a, lo, hi, q40Rows512, q40Rows4x512, xrowQ)
-	case ggml.TypeQ5_0:
-		mulTiled(dst, w, a, lo, hi, q50Rows512, q50Rows4x512, xrowQ)
-	case ggml.TypeQ4_K:
-		mulTiled(dst, w, a, lo, hi, q4kRows512, q4kRows4x512, xrowQ)
-	case ggml.TypeQ5_K:
-		mulTiled(dst, w, a, lo, hi, q5kRows512, q5kRows4x512, xrowQ)
-	case ggml.TypeQ6_K:
-		mulTiled(dst, w, a, lo, hi, q6kRows512, q6kRows4x512, xrowQ)
-	default:
-		mulGeneric(dst, w, a, lo, hi)
+		return
 	}
+	mulTiled(dst, w, a, lo, hi, kernelFor(w.Type, true))
 }

@@ -177,7 +177,10 @@ func (p *Pool) claim(gen uint64) {
 
 func (p *Pool) work(w *poolWorker) {
 	defer p.wg.Done()
-	seen := p.state.Load() >> 32
+	// Start from generation 0, the pool's initial state, not from what
+	// the state holds when this goroutine first runs: a worker scheduled
+	// late must still see every later generation, Close's included.
+	var seen uint64
 	for {
 		gen := p.state.Load() >> 32
 		if gen == seen {

@@ -295,12 +295,12 @@ func DotQ5_0Q8_0(w, xq []byte, n int) (float32, error) {
 	return sum, nil
 }
 
-func ggmlQ8KBsums(xb []byte) *[16]int16 {
+func ggmlQ8KBsums(xb []byte) [16]int16 {
 	var s [16]int16
 	for j := range s {
 		s[j] = int16(le16(xb[q8KBsumsOff+2*j:]))
 	}
-	return &s
+	return s
 }
 
 // DotQ4_KQ8_K returns the dot product of n elements of Q4_K weights with
@@ -314,7 +314,8 @@ func DotQ4_KQ8_K(w, xq []byte, n int) (float32, error) {
 	var sum float32
 	for b := 0; b < n/qkK; b++ {
 		wb, xb := w[b*blockQ4_K:], xq[b*blockQ8_K:]
-		s, m := dotBlockQ4_K(wb, xb[4:], ggmlQ8KBsums(xb))
+		bsums := ggmlQ8KBsums(xb)
+		s, m := dotBlockQ4_K(wb, xb[4:], &bsums)
 		dx := le32f(xb)
 		sum += f16ToF32(le16(wb))*dx*float32(s) - f16ToF32(le16(wb[2:]))*dx*float32(m)
 	}
@@ -329,7 +330,8 @@ func DotQ5_KQ8_K(w, xq []byte, n int) (float32, error) {
 	var sum float32
 	for b := 0; b < n/qkK; b++ {
 		wb, xb := w[b*blockQ5_K:], xq[b*blockQ8_K:]
-		s, m := dotBlockQ5_K(wb, xb[4:], ggmlQ8KBsums(xb))
+		bsums := ggmlQ8KBsums(xb)
+		s, m := dotBlockQ5_K(wb, xb[4:], &bsums)
 		dx := le32f(xb)
 		sum += f16ToF32(le16(wb))*dx*float32(s) - f16ToF32(le16(wb[2:]))*dx*float32(m)
 	}
