@@ -40,6 +40,10 @@ type kernelSet struct {
 	maxF32 func(x []float32) float32
 	// mul is MatMul without argument checks.
 	mul func(dst []float32, w *Matrix, a *Activations, lo, hi int)
+	// prepQ8_0 quantizes one row into the actQ8_0 layout (bias factor k).
+	prepQ8_0 func(dst []byte, x []float32, k int32)
+	// prepQ8_K quantizes one row into the actQ8_K layout.
+	prepQ8_K func(dst []byte, x []float32)
 }
 
 var generic = kernelSet{
@@ -57,6 +61,8 @@ var generic = kernelSet{
 	expSub:      expSubGeneric,
 	maxF32:      maxF32Generic,
 	mul:         mulGeneric,
+	prepQ8_0:    prepareQ8_0Row,
+	prepQ8_K:    prepareQ8_KRow,
 }
 
 func dotF32Generic(a, b []float32) float32 {

@@ -31,6 +31,8 @@ var avx2Set = kernelSet{
 	expSub:      expSubAVX2,
 	maxF32:      maxF32AVX2,
 	mul:         mulAVX2,
+	prepQ8_0:    prepQ8_0Fast,
+	prepQ8_K:    prepQ8_KFast,
 }
 
 var avx512Set = kernelSet{
@@ -48,6 +50,8 @@ var avx512Set = kernelSet{
 	expSub:      expSubAVX2,
 	maxF32:      maxF32AVX2,
 	mul:         mulAVX512,
+	prepQ8_0:    prepQ8_0Fast,
+	prepQ8_K:    prepQ8_KFast,
 }
 
 // active is the kernel set in use.
@@ -118,6 +122,30 @@ func expSub2(x *float32, m float32, n int) float32
 func swiglu2(dst, gate, up *float32, n int)
 
 func spinPause()
+
+//go:noescape
+func prepQ8_0AVX2(dst *byte, x *float32, nb int, negk int32)
+
+//go:noescape
+func prepQ8_KAVX2(dst *byte, x *float32, nb int)
+
+func prepQ8_0Fast(dst []byte, x []float32, k int32) {
+	nb := len(x) / qk8_0
+	if nb == 0 {
+		return
+	}
+	_ = dst[(nb+1)/2*q8PairBytes-1]
+	prepQ8_0AVX2(&dst[0], &x[0], nb, -k)
+}
+
+func prepQ8_KFast(dst []byte, x []float32) {
+	nb := len(x) / qkK
+	if nb == 0 {
+		return
+	}
+	_ = dst[nb*q8KBytes-1]
+	prepQ8_KAVX2(&dst[0], &x[0], nb)
+}
 
 //go:noescape
 func q4kRows512(w unsafe.Pointer, wstride uintptr, x unsafe.Pointer, cols int, out *float32, rows int)

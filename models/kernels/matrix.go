@@ -150,13 +150,13 @@ func (a *Activations) Prepare(t ggml.Type, x []float32, m, cols int) error {
 			k = 16
 		}
 		for r := range m {
-			prepareQ8_0Row(a.q[r*a.stride:(r+1)*a.stride], x[r*cols:(r+1)*cols], k)
+			active.prepQ8_0(a.q[r*a.stride:(r+1)*a.stride], x[r*cols:(r+1)*cols], k)
 		}
 	default:
 		a.kind = actQ8_K
 		a.grow(m, cols/qkK*q8KBytes)
 		for r := range m {
-			prepareQ8_KRow(a.q[r*a.stride:(r+1)*a.stride], x[r*cols:(r+1)*cols])
+			active.prepQ8_K(a.q[r*a.stride:(r+1)*a.stride], x[r*cols:(r+1)*cols])
 		}
 	}
 	return nil

@@ -345,3 +345,62 @@ func TestMatrixErrors(t *testing.T) {
 		t.Error("Prepare accepted a row that is not whole blocks")
 	}
 }
+
+// TestPrepareKernels checks that every kernel set lays out exactly the
+// same activation bytes as the portable code, including zero blocks,
+// ties and extreme values.
+func TestPrepareKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(35, 36))
+	for trial := range 20 {
+		n := 256 * (2 + r.IntN(5))
+		x := randF32(r, n, math.Pow(10, float64(r.IntN(7)-3)))
+		switch trial % 4 {
+		case 1:
+			for i := range x {
+				x[i] = float32(r.IntN(17)-8) * 0.25
+			}
+		case 2:
+			clear(x[:256])
+			x[300] = -x[301] // equal magnitudes of both signs
+		case 3:
+			for i := range x {
+				x[i] = float32(r.IntN(255) - 127)
+			}
+		}
+		for _, nb := range []int{n / 32, n/32 - 1} {
+			xx := x[:nb*32]
+			want := make([]byte, (nb+1)/2*q8PairBytes)
+			prepareQ8_0Row(want, xx, 16)
+			for _, k := range fastSets() {
+				got := make([]byte, len(want))
+				for i := range got {
+					got[i] = 0xa5
+				}
+				k.prepQ8_0(got, xx, 16)
+				if !bytes.Equal(got, want) {
+					i := 0
+					for got[i] == want[i] {
+						i++
+					}
+					t.Fatalf("%s prepQ8_0 trial %d nb=%d: byte %d = %#x, want %#x", k.name, trial, nb, i, got[i], want[i])
+				}
+			}
+		}
+		want := make([]byte, n/256*q8KBytes)
+		prepareQ8_KRow(want, x)
+		for _, k := range fastSets() {
+			got := make([]byte, len(want))
+			for i := range got {
+				got[i] = 0xa5
+			}
+			k.prepQ8_K(got, x)
+			if !bytes.Equal(got, want) {
+				i := 0
+				for got[i] == want[i] {
+					i++
+				}
+				t.Fatalf("%s prepQ8_K trial %d: byte %d = %#x, want %#x", k.name, trial, i, got[i], want[i])
+			}
+		}
+	}
+}
