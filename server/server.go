@@ -117,7 +117,7 @@ func New(cfg config.Config, o Options) (*Server, error) {
 			}
 			return fasthttp.StatusContinue
 		},
-		Logger:             fasthttpLogger{log.Named("http")},
+		Logger: fasthttpLogger{log.Named("http")},
 	}
 	return s, nil
 }
