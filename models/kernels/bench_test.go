@@ -187,7 +187,7 @@ func BenchmarkPoolRun(b *testing.B) {
 			p := NewPool(threads)
 			defer p.Close()
 			var sink [64]int
-			fn := func(lo, hi int) { sink[lo%64] += hi - lo }
+			fn := TaskFunc(func(lo, hi, _ int) { sink[lo%64] += hi - lo })
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {

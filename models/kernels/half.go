@@ -57,26 +57,6 @@ func f32ToF16(f float32) uint16 {
 	return sign | uint16(h)
 }
 
-// F16ToF32 converts n half-precision values stored little-endian in src to
-// float32 in dst. It converts min(len(src)/2, len(dst)) values.
-func F16ToF32(dst []float32, src []byte) {
-	n := min(len(src)/2, len(dst))
-	for i := 0; i < n; i++ {
-		dst[i] = f16ToF32(uint16(src[2*i]) | uint16(src[2*i+1])<<8)
-	}
-}
-
-// F32ToF16 converts float32 values to little-endian half precision, rounding
-// to nearest even. It converts min(len(src), len(dst)/2) values.
-func F32ToF16(dst []byte, src []float32) {
-	n := min(len(src), len(dst)/2)
-	for i := 0; i < n; i++ {
-		h := f32ToF16(src[i])
-		dst[2*i] = byte(h)
-		dst[2*i+1] = byte(h >> 8)
-	}
-}
-
 func le16(b []byte) uint16 { return uint16(b[0]) | uint16(b[1])<<8 }
 
 func le32f(b []byte) float32 {

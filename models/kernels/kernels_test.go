@@ -30,7 +30,9 @@ func randF32(r *rand.Rand, n int, scale float64) []float32 {
 
 func randF16(r *rand.Rand, n int, scale float64) []byte {
 	b := make([]byte, 2*n)
-	F32ToF16(b, randF32(r, n, scale))
+	for i, v := range randF32(r, n, scale) {
+		put16(b[2*i:], f32ToF16(v))
+	}
 	return b
 }
 
@@ -84,7 +86,9 @@ func TestDotF32AndF16(t *testing.T) {
 		a, b := randF32(r, n, 1), randF32(r, n, 1)
 		w := randF16(r, n, 1)
 		wf := make([]float32, n)
-		F16ToF32(wf, w)
+		for i := range wf {
+			wf[i] = f16ToF32(le16(w[2*i:]))
+		}
 		var ref, ref16, mag, mag16 float64
 		for i := range n {
 			ref += float64(a[i]) * float64(b[i])
@@ -272,12 +276,12 @@ func TestAttend(t *testing.T) {
 		for _, n := range []int{1, 5, 33} {
 			stride := d * 3
 			keys, values := randF32(r, n*stride, 1), randF32(r, n*stride, 1)
-			k16, v16 := make([]byte, 2*len(keys)), make([]byte, 2*len(values))
-			F32ToF16(k16, keys)
-			F32ToF16(v16, values)
+			k16, v16 := make([]uint16, len(keys)), make([]uint16, len(values))
 			kr, vr := make([]float32, len(keys)), make([]float32, len(values))
-			F16ToF32(kr, k16)
-			F16ToF32(vr, v16)
+			for i := range keys {
+				k16[i], v16[i] = f32ToF16(keys[i]), f32ToF16(values[i])
+				kr[i], vr[i] = f16ToF32(k16[i]), f16ToF32(v16[i])
+			}
 			q := randF32(r, d, 1)
 			scale := float32(1 / math.Sqrt(float64(d)))
 			for _, half := range []bool{false, true} {

@@ -97,19 +97,19 @@ func AttendF32(out, q, keys, values []float32, n, stride int, scale float32, sco
 	return nil
 }
 
-// AttendF16 is AttendF32 over a cache of little-endian fp16 values; stride
-// counts elements, not bytes.
-func AttendF16(out, q []float32, keys, values []byte, n, stride int, scale float32, scores []float32) error {
-	if err := checkAttend("attend F16", out, q, min(len(keys), len(values))/2, n, stride, scores); err != nil {
+// AttendF16 is AttendF32 over a cache of IEEE half-precision values (bit
+// patterns, as compute.KV holds them).
+func AttendF16(out, q []float32, keys, values []uint16, n, stride int, scale float32, scores []float32) error {
+	if err := checkAttend("attend F16", out, q, min(len(keys), len(values)), n, stride, scores); err != nil {
 		return err
 	}
 	d := len(q)
 	s := scores[:n]
-	active.dotRowsF16(s, q, keys, stride)
+	active.dotRowsF16(s, q, halfBytes(keys), stride)
 	active.scale(s, scale)
 	Softmax(s)
 	o := out[:d]
 	clear(o)
-	active.axpyRowsF16(o, s, values, stride)
+	active.axpyRowsF16(o, s, halfBytes(values), stride)
 	return nil
 }

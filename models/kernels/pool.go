@@ -15,6 +15,9 @@ import (
 //
 // Calls to Run and MatMul are serialized; a task must not call back into
 // its own Pool. Close releases the workers.
+//
+// Each call runs on Threads() workers numbered 0..Threads()-1; the caller
+// is worker 0. Tasks can use the number to pick per-thread scratch space.
 type Pool struct {
 	threads int
 	workers []*poolWorker
@@ -29,25 +32,44 @@ type Pool struct {
 
 	// Task fields, written by the caller before it publishes a generation
 	// and read by workers only after they claimed a chunk of it.
-	fn    func(lo, hi int)
+	task  Task
 	n     int
 	chunk int
 
-	// MatMul operands and the chunk function that reads them, made once.
-	mmDst []float32
-	mmW   *Matrix
-	mmA   *Activations
-	mmFn  func(lo, hi int)
+	mm mulTask // MatMul's task, kept here so that MatMul does not allocate
 
 	closed atomic.Bool
 	wg     sync.WaitGroup
 }
 
 type poolWorker struct {
+	id       int
 	sleeping atomic.Int32
 	wake     chan struct{}
 	_        [48]byte
 }
+
+// Task is work that a Pool splits into ranges of items.
+type Task interface {
+	// Run handles items [lo, hi) on the given worker. Calls for disjoint
+	// ranges run concurrently; one worker runs one range at a time.
+	Run(lo, hi, worker int)
+}
+
+// TaskFunc adapts a function to Task.
+type TaskFunc func(lo, hi, worker int)
+
+// Run calls f(lo, hi, worker).
+func (f TaskFunc) Run(lo, hi, worker int) { f(lo, hi, worker) }
+
+// mulTask is the Task of Pool.MatMul.
+type mulTask struct {
+	dst []float32
+	w   *Matrix
+	a   *Activations
+}
+
+func (t *mulTask) Run(lo, hi, _ int) { active.mul(t.dst, t.w, t.a, lo, hi) }
 
 // spinFor is how long an idle worker polls for the next task before it
 // parks. One decode step issues its operations microseconds apart, so
@@ -66,10 +88,9 @@ func NewPool(threads int) *Pool {
 		threads = DefaultThreads()
 	}
 	p := &Pool{threads: threads}
-	p.mmFn = p.mulChunk
 	p.workers = make([]*poolWorker, threads-1)
 	for i := range p.workers {
-		w := &poolWorker{wake: make(chan struct{}, 1)}
+		w := &poolWorker{id: i + 1, wake: make(chan struct{}, 1)}
 		p.workers[i] = w
 		p.wg.Add(1)
 		go p.work(w)
@@ -101,16 +122,16 @@ func (p *Pool) Close() {
 	p.wg.Wait()
 }
 
-// Run calls fn over a partition of [0, n) into contiguous ranges, on the
-// pool's threads concurrently, and returns when every range is done. fn
-// must be safe to call concurrently on disjoint ranges. To avoid an
-// allocation per call, pass a func value built once (not a new closure).
-func (p *Pool) Run(n int, fn func(lo, hi int)) {
+// Run calls t.Run over a partition of [0, n) into contiguous ranges, on
+// the pool's threads concurrently, and returns when every range is done.
+// Passing a pointer to a long-lived struct (or a TaskFunc made once) keeps
+// the call free of allocations.
+func (p *Pool) Run(n int, t Task) {
 	if n <= 0 {
 		return
 	}
 	p.mu.Lock()
-	p.run(n, fn)
+	p.run(n, t)
 	p.mu.Unlock()
 }
 
@@ -121,23 +142,21 @@ func (p *Pool) MatMul(dst []float32, w *Matrix, a *Activations) error {
 		return err
 	}
 	p.mu.Lock()
-	p.mmDst, p.mmW, p.mmA = dst, w, a
-	p.run(w.Rows, p.mmFn)
-	p.mmDst, p.mmW, p.mmA = nil, nil, nil
+	p.mm = mulTask{dst, w, a}
+	p.run(w.Rows, &p.mm)
+	p.mm = mulTask{}
 	p.mu.Unlock()
 	return nil
 }
 
-func (p *Pool) mulChunk(lo, hi int) { active.mul(p.mmDst, p.mmW, p.mmA, lo, hi) }
-
 // run executes one task; the caller holds p.mu.
-func (p *Pool) run(n int, fn func(lo, hi int)) {
+func (p *Pool) run(n int, t Task) {
 	if p.threads == 1 || n == 1 || p.closed.Load() {
-		fn(0, n)
+		t.Run(0, n, 0)
 		return
 	}
 	chunks := min(n, p.threads*chunksPerThread, 1<<16-1)
-	p.fn, p.n, p.chunk = fn, n, (n+chunks-1)/chunks
+	p.task, p.n, p.chunk = t, n, (n+chunks-1)/chunks
 	chunks = (n + p.chunk - 1) / p.chunk
 	p.done.Store(0)
 	gen := p.state.Load()>>32 + 1
@@ -147,7 +166,7 @@ func (p *Pool) run(n int, fn func(lo, hi int)) {
 			w.wake <- struct{}{}
 		}
 	}
-	p.claim(gen)
+	p.claim(gen, 0)
 	for spins := 0; p.done.Load() != int32(chunks); spins++ {
 		if spins > 1000 {
 			runtime.Gosched()
@@ -155,11 +174,11 @@ func (p *Pool) run(n int, fn func(lo, hi int)) {
 			spinPause()
 		}
 	}
-	p.fn = nil
+	p.task = nil
 }
 
-// claim runs chunks of generation gen until none is left.
-func (p *Pool) claim(gen uint64) {
+// claim runs chunks of generation gen on worker until none is left.
+func (p *Pool) claim(gen uint64, worker int) {
 	for {
 		s := p.state.Load()
 		if s>>32 != gen || s&0xffff >= s>>16&0xffff {
@@ -170,7 +189,7 @@ func (p *Pool) claim(gen uint64) {
 		}
 		c := int(s & 0xffff)
 		lo := c * p.chunk
-		p.fn(lo, min(p.n, lo+p.chunk))
+		p.task.Run(lo, min(p.n, lo+p.chunk), worker)
 		p.done.Add(1)
 	}
 }
@@ -207,6 +226,6 @@ func (p *Pool) work(w *poolWorker) {
 		if p.closed.Load() {
 			return
 		}
-		p.claim(gen)
+		p.claim(gen, w.id)
 	}
 }

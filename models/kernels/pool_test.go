@@ -17,14 +17,14 @@ func TestPoolCoversRange(t *testing.T) {
 		}
 		for _, n := range []int{0, 1, 2, 7, 64, 1000, 100003} {
 			hits := make([]int32, n)
-			p.Run(n, func(lo, hi int) {
-				if lo >= hi || lo < 0 || hi > n {
-					t.Errorf("bad range [%d,%d) of %d", lo, hi, n)
+			p.Run(n, TaskFunc(func(lo, hi, worker int) {
+				if lo >= hi || lo < 0 || hi > n || worker < 0 || worker >= threads {
+					t.Errorf("bad range [%d,%d) of %d on worker %d", lo, hi, n, worker)
 				}
 				for i := lo; i < hi; i++ {
 					atomic.AddInt32(&hits[i], 1)
 				}
-			})
+			}))
 			for i, h := range hits {
 				if h != 1 {
 					t.Fatalf("threads=%d n=%d: index %d run %d times", threads, n, i, h)
@@ -43,12 +43,12 @@ func TestPoolUsesWorkers(t *testing.T) {
 	var arrived atomic.Int32
 	done := make(chan struct{})
 	go func() {
-		p.Run(2, func(lo, hi int) {
+		p.Run(2, TaskFunc(func(lo, hi, _ int) {
 			arrived.Add(1)
 			for arrived.Load() < 2 {
 				time.Sleep(time.Microsecond)
 			}
-		})
+		}))
 		close(done)
 	}()
 	select {
@@ -61,7 +61,7 @@ func TestPoolUsesWorkers(t *testing.T) {
 func TestPoolAfterIdleAndClose(t *testing.T) {
 	p := NewPool(2)
 	var sum atomic.Int64
-	fn := func(lo, hi int) { sum.Add(int64(hi - lo)) }
+	fn := TaskFunc(func(lo, hi, _ int) { sum.Add(int64(hi - lo)) })
 	p.Run(10, fn)
 	time.Sleep(5 * spinFor) // let the worker park
 	p.Run(10, fn)
@@ -130,7 +130,7 @@ func TestNoAllocations(t *testing.T) {
 		dst := make([]float32, 5*rows)
 		v := make([]float32, cols)
 		var a Activations
-		fn := func(lo, hi int) {}
+		fn := TaskFunc(func(lo, hi, _ int) {})
 		allocs := testing.AllocsPerRun(50, func() {
 			for _, m := range []int{1, 5} {
 				if err := a.Prepare(tp, x, m, cols); err != nil {

@@ -16,3 +16,20 @@ func littleEndian() bool {
 	x := uint16(1)
 	return *(*byte)(unsafe.Pointer(&x)) == 1
 }
+
+// halfBytes views half-precision bit patterns as their little-endian bytes
+// (the layout of memory on the little-endian machines the vector kernels
+// run on; the portable kernels decode the same bytes).
+func halfBytes(h []uint16) []byte {
+	if len(h) == 0 {
+		return nil
+	}
+	if !littleEndian() {
+		b := make([]byte, 2*len(h))
+		for i, v := range h {
+			b[2*i], b[2*i+1] = byte(v), byte(v>>8)
+		}
+		return b
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&h[0])), 2*len(h))
+}
