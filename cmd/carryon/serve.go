@@ -139,15 +139,18 @@ func runServe(ctx context.Context, cfg config.Config, logOut io.Writer, ready ch
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sig)
+	finished := make(chan struct{})
 	go func() {
 		select {
 		case <-sig:
 			log.Warn("second signal: cancelling running requests now")
 			cancel()
 		case <-sctx.Done():
+		case <-finished:
 		}
 	}()
 	shutErr := srv.Shutdown(sctx)
+	close(finished)
 	if serveErr == nil {
 		serveErr = <-served
 	}

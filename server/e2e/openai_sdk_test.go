@@ -16,9 +16,9 @@ func requireSDK(t *testing.T) string {
 	t.Helper()
 	if _, err := os.Stat("node_modules/openai/package.json"); err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatalf("the OpenAI Node SDK is not installed (%v): run make e2e-deps", err)
+			t.Fatalf("the OpenAI Node SDK is not installed (%v): run make test-deps", err)
 		}
-		t.Skip("the OpenAI Node SDK is not installed in server/e2e/node_modules: run make e2e-deps (make test does)")
+		t.Skip("the OpenAI Node SDK is not installed in server/e2e/node_modules: run make test-deps (make test does)")
 	}
 	node, err := exec.LookPath("node")
 	if err != nil {
