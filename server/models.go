@@ -58,6 +58,8 @@ type Model struct {
 	pooling scheduler.Pooling
 	// seqContext is the most positions one sequence may hold.
 	seqContext int
+	// eog lists the end-of-generation tokens of the vocabulary.
+	eog []int32
 	// meta is the metadata /api/show reports (large arrays left out).
 	meta map[string]any
 }
@@ -220,6 +222,11 @@ func loadModel(src modelSource, cfg *config.Config, log hclog.Logger) (*Model, e
 	} else {
 		h := sha256.Sum256([]byte(src.path + "\x00" + strconv.FormatInt(st.Size(), 10) + "\x00" + st.ModTime().UTC().Format(time.RFC3339Nano)))
 		m.Digest = hex.EncodeToString(h[:])
+	}
+	for id := range int32(tok.VocabSize()) {
+		if tok.IsEOG(id) {
+			m.eog = append(m.eog, id)
+		}
 	}
 	m.TemplateSource, _ = lm.Meta().String("tokenizer.chat_template")
 	var known bool

@@ -118,6 +118,14 @@ func openAIParams(s openai.Sampling, m *Model) (sample.Params, *openai.Error) {
 			p.LogitBias[id] = float32(b)
 		}
 	}
+	if s.IgnoreEOS && len(m.eog) > 0 {
+		if p.LogitBias == nil {
+			p.LogitBias = make(map[int32]float32, len(m.eog))
+		}
+		for _, id := range m.eog {
+			p.LogitBias[id] = float32(math.Inf(-1))
+		}
+	}
 	if err := p.Validate(); err != nil {
 		return p, openai.Invalid("", openai.CodeInvalidValue, "Invalid sampling parameters: %v.", err)
 	}

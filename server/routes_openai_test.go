@@ -329,6 +329,17 @@ func TestCompletionsGreedyStories(t *testing.T) {
 	if res.texts[0] != storiesGreedy || res.finish[0] != "length" {
 		t.Errorf("streamed %q (%s)", res.texts[0], res.finish[0])
 	}
+	// A bias makes the end-of-sequence token the greedy choice; ignore_eos
+	// bans it again, and the choice runs to max_tokens.
+	var eos, long openai.Completion
+	s.post(t, "/v1/completions", `{"model":"stories260k","prompt":"Once upon a time","max_tokens":20,"temperature":0,"logit_bias":{"2":100}}`).json(t, &eos)
+	s.post(t, "/v1/completions", `{"model":"stories260k","prompt":"Once upon a time","max_tokens":20,"temperature":0,"logit_bias":{"2":100},"ignore_eos":true}`).json(t, &long)
+	if *eos.Choices[0].FinishReason != "stop" || eos.Choices[0].Text != "" || eos.Usage.CompletionTokens != 1 {
+		t.Errorf("end-of-sequence forced: %q %s after %d tokens", eos.Choices[0].Text, *eos.Choices[0].FinishReason, eos.Usage.CompletionTokens)
+	}
+	if *long.Choices[0].FinishReason != "length" || long.Usage.CompletionTokens != 20 {
+		t.Errorf("ignore_eos: %s after %d tokens", *long.Choices[0].FinishReason, long.Usage.CompletionTokens)
+	}
 	// A prompt given as token ids (with BOS) is the same prompt.
 	var byIDs openai.Completion
 	s.post(t, "/v1/completions", `{"model":"stories260k","prompt":[1,403,407,261,378],"max_tokens":40,"temperature":0}`).json(t, &byIDs)

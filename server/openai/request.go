@@ -32,6 +32,9 @@ type Sampling struct {
 	TopK          *int
 	MinP          *float64
 	RepeatPenalty *float64
+	// IgnoreEOS bans the end-of-generation tokens, so that a choice runs
+	// to max_tokens (for benchmarks).
+	IgnoreEOS bool
 }
 
 func (r *reader) sampling() Sampling {
@@ -82,6 +85,7 @@ func (r *reader) sampling() Sampling {
 		}
 		s.RepeatPenalty = &f
 	}
+	s.IgnoreEOS = r.boolean("ignore_eos", false)
 	return s
 }
 
