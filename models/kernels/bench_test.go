@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/carryon/carryon/models/ggml"
 )
@@ -79,7 +80,7 @@ func BenchmarkMatVec(b *testing.B) {
 						dst := make([]float32, rows)
 						pool := NewPool(threads)
 						defer pool.Close()
-						b.SetBytes(int64(len(ms[0].Data)))
+						b.SetBytes(int64(len(ms[0].data)))
 						b.ReportAllocs()
 						b.ResetTimer()
 						for i := 0; i < b.N; i++ {
@@ -114,7 +115,7 @@ func BenchmarkMatMul(b *testing.B) {
 					b.Fatal(err)
 				}
 				dst := make([]float32, m*rows)
-				b.SetBytes(int64(len(ms[0].Data)))
+				b.SetBytes(int64(len(ms[0].data)))
 				b.ReportAllocs()
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
@@ -197,37 +198,46 @@ func BenchmarkPoolRun(b *testing.B) {
 	}
 }
 
-// BenchmarkReadBandwidth measures the machine's read bandwidth with a
-// plain Go loop over 1 GiB, on one and two goroutines: the ceiling for
-// the cold MatVec benchmarks.
+// BenchmarkReadBandwidth measures the machine's read bandwidth over 1 GiB
+// on one and two goroutines, with a plain Go loop (as the project's
+// benchmark notes measure it) and with the vector max kernel, which reads
+// 64 bytes per step: the ceiling for the cold MatVec benchmarks.
 func BenchmarkReadBandwidth(b *testing.B) {
 	buf := make([]uint64, 1<<27) // 1 GiB
 	for i := range buf {
 		buf[i] = uint64(i)
 	}
-	for _, g := range []int{1, 2} {
-		b.Run(fmt.Sprintf("g%d", g), func(b *testing.B) {
-			b.SetBytes(int64(len(buf) * 8))
-			sums := make([]uint64, g*8)
-			for i := 0; i < b.N; i++ {
-				var wg sync.WaitGroup
-				part := len(buf) / g
-				for k := range g {
-					wg.Add(1)
-					go func(s []uint64) {
-						defer wg.Done()
-						var a0, a1, a2, a3 uint64
-						for j := 0; j+4 <= len(s); j += 4 {
-							a0 += s[j]
-							a1 += s[j+1]
-							a2 += s[j+2]
-							a3 += s[j+3]
-						}
-						sums[8*k] += a0 + a1 + a2 + a3
-					}(buf[k*part : (k+1)*part])
+	f32 := bytesF32(unsafe.Slice((*byte)(unsafe.Pointer(&buf[0])), 8*len(buf)))
+	for _, kind := range []string{"go", "simd"} {
+		for _, g := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/g%d", kind, g), func(b *testing.B) {
+				b.SetBytes(int64(len(buf) * 8))
+				sums := make([]uint64, g*8)
+				for i := 0; i < b.N; i++ {
+					var wg sync.WaitGroup
+					part := len(buf) / g
+					for k := range g {
+						wg.Add(1)
+						go func(s []uint64) {
+							defer wg.Done()
+							if kind == "simd" {
+								f := f32[2*k*part : 2*(k+1)*part]
+								sums[8*k] += uint64(active.maxF32(f))
+								return
+							}
+							var a0, a1, a2, a3 uint64
+							for j := 0; j+4 <= len(s); j += 4 {
+								a0 += s[j]
+								a1 += s[j+1]
+								a2 += s[j+2]
+								a3 += s[j+3]
+							}
+							sums[8*k] += a0 + a1 + a2 + a3
+						}(buf[k*part : (k+1)*part])
+					}
+					wg.Wait()
 				}
-				wg.Wait()
-			}
-		})
+			})
+		}
 	}
 }

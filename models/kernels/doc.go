@@ -1,18 +1,45 @@
-// Package kernels holds the CPU math of base-model inference: dot products
-// and matrix products over weights stored in ggml formats (F32, F16, Q8_0,
-// Q4_0, Q5_0, Q4_K, Q5_K, Q6_K), the activation quantizers those products
-// need (Q8_0 and Q8_K, bit-exact with ggml's reference code), vector
-// helpers (RMSNorm, Softmax, SwiGLU, Axpy, Scale), single-head attention
-// over an F32 or F16 KV cache, and a low-overhead worker pool that splits
-// products over threads.
+// Package kernels holds the CPU math of base-model inference: products of
+// weight matrices stored in ggml formats with batches of activations, the
+// activation quantizers those products need, vector helpers, single-head
+// attention over an F32 or F16 KV cache, and a low-overhead worker pool.
 //
-// Every kernel has a portable Go implementation, which is the reference
-// that the tests compare the fast versions against. On amd64 the package
-// chooses at run time between AVX-512 (with VNNI), AVX2+FMA+F16C and the
-// portable code, from the CPU's features; the build tag noasm forces the
-// portable code.
+// # Products
 //
-// The package is a leaf of pure functions: it holds no mutable global
-// state beyond the kernel table chosen at init, and its hot paths do not
-// allocate.
+// A Matrix is a checked view of a GGUF weight tensor (F32, F16, Q8_0, Q4_0,
+// Q5_0, Q4_K, Q5_K or Q6_K), read in place. Activations holds m rows of
+// input prepared for one weight type: copied for F32 and F16 weights,
+// quantized as ggml does for the others (Q8_0 for the 32-element block
+// types, Q8_K for the k-quants), in an internal layout that suits the
+// vector kernels. MatMul multiplies weight rows [lo, hi) with every
+// activation row, reading each weight row once per four activation rows,
+// so a batch costs little more memory traffic than one row; Pool.MatMul
+// splits the rows over threads. A typical step:
+//
+//	var a kernels.Activations // reused across calls: no allocations
+//	a.Prepare(w.Type(), x, m, w.Cols())
+//	pool.MatMul(dst, w, &a) // dst[r*w.Rows()+i] = dot(row i of w, row r of x)
+//
+// The Dot* functions compute single dot products over ggml's own block
+// formats (QuantizeQ8_0 and QuantizeQ8_K produce ggml's reference bytes);
+// they are the portable reference, not the fast path.
+//
+// # Exactness
+//
+// Quantized products follow ggml: per block, an exact integer sum of the
+// weight quants times the activation quants, scaled by the blocks' fp16 or
+// float32 scales. The vector kernels reproduce those integer sums exactly
+// and differ from the portable code only in the order of float32
+// additions. Activation quantization is bit-identical to ggml's reference
+// quantizers.
+//
+// # Implementations
+//
+// Every kernel has a portable Go implementation, the reference that the
+// tests compare the vector versions against. On amd64 the package chooses
+// at init, from the CPU's features, AVX-512 with VNNI, else AVX2 with FMA
+// and F16C, else the portable code; the build tag noasm forces the
+// portable code. Implementation reports the choice.
+//
+// The package holds no mutable global state beyond that choice, and its
+// hot paths do not allocate.
 package kernels

@@ -172,23 +172,23 @@ func maxF32Generic(x []float32) float32 {
 }
 
 func mulGeneric(dst []float32, w *Matrix, a *Activations, lo, hi int) {
-	rows := w.Rows
+	rows := w.rows
 	for i := lo; i < hi; i++ {
-		wr := w.Data[i*w.RowBytes : (i+1)*w.RowBytes]
+		wr := w.data[i*w.rowBytes : (i+1)*w.rowBytes]
 		for r := 0; r < a.m; r++ {
 			var v float32
 			switch a.kind {
 			case actF32:
 				x := a.f32[r*a.cols : (r+1)*a.cols]
-				if w.Type == ggml.TypeF16 {
+				if w.typ == ggml.TypeF16 {
 					v = dotF16Generic(wr, x)
 				} else {
 					v = dotF32Bytes(wr, x)
 				}
 			case actQ8_0:
-				v = dotQ8_0Layout(w.Type, wr, a.q[r*a.stride:(r+1)*a.stride], a.cols/qk8_0)
+				v = dotQ8_0Layout(w.typ, wr, a.q[r*a.stride:(r+1)*a.stride], a.cols/qk8_0)
 			default:
-				v = dotQ8_KLayout(w.Type, wr, a.q[r*a.stride:(r+1)*a.stride], a.cols/qkK)
+				v = dotQ8_KLayout(w.typ, wr, a.q[r*a.stride:(r+1)*a.stride], a.cols/qkK)
 			}
 			dst[r*rows+i] = v
 		}

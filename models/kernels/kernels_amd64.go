@@ -431,8 +431,8 @@ func mulTiled(dst []float32, w *Matrix, a *Activations, lo, hi int, k kernelID) 
 	if n <= 0 {
 		return
 	}
-	wp := unsafe.Pointer(&w.Data[lo*w.RowBytes])
-	ws := uintptr(w.RowBytes)
+	wp := unsafe.Pointer(&w.data[lo*w.rowBytes])
+	ws := uintptr(w.rowBytes)
 	if a.m == 1 {
 		rows1(k, wp, ws, xrow(a, 0), a.cols, &dst[lo], n)
 		return
@@ -442,13 +442,13 @@ func mulTiled(dst []float32, w *Matrix, a *Activations, lo, hi int, k kernelID) 
 		if r == a.m-1 {
 			// A lone last row: the one-row kernel does a quarter of the
 			// arithmetic of a tile of four copies for the same weight reads.
-			rows1(k, wp, ws, xrow(a, r), a.cols, &dst[r*w.Rows+lo], n)
+			rows1(k, wp, ws, xrow(a, r), a.cols, &dst[r*w.rows+lo], n)
 			break
 		}
 		for j := range 4 {
 			rj := min(r+j, a.m-1)
 			t.x[j] = xrow(a, rj)
-			t.out[j] = unsafe.Pointer(&dst[rj*w.Rows+lo])
+			t.out[j] = unsafe.Pointer(&dst[rj*w.rows+lo])
 		}
 		rows4(k, wp, ws, &t, a.cols, n)
 	}
@@ -466,7 +466,7 @@ func xrow(a *Activations, r int) unsafe.Pointer {
 // matrices are rare enough in practice not to warrant a batched kernel.
 func mulF32Rows(dst []float32, w *Matrix, a *Activations, lo, hi int) {
 	for r := 0; r < a.m; r++ {
-		f32Rows2(unsafe.Pointer(&w.Data[lo*w.RowBytes]), uintptr(w.RowBytes), &a.f32[r*a.cols], a.cols, &dst[r*w.Rows+lo], hi-lo)
+		f32Rows2(unsafe.Pointer(&w.data[lo*w.rowBytes]), uintptr(w.rowBytes), &a.f32[r*a.cols], a.cols, &dst[r*w.rows+lo], hi-lo)
 	}
 }
 
@@ -500,20 +500,20 @@ func mulAVX2(dst []float32, w *Matrix, a *Activations, lo, hi int) {
 	if hi <= lo {
 		return
 	}
-	if w.Type == ggml.TypeF32 {
+	if w.typ == ggml.TypeF32 {
 		mulF32Rows(dst, w, a, lo, hi)
 		return
 	}
-	mulTiled(dst, w, a, lo, hi, kernelFor(w.Type, false))
+	mulTiled(dst, w, a, lo, hi, kernelFor(w.typ, false))
 }
 
 func mulAVX512(dst []float32, w *Matrix, a *Activations, lo, hi int) {
 	if hi <= lo {
 		return
 	}
-	if w.Type == ggml.TypeF32 {
+	if w.typ == ggml.TypeF32 {
 		mulF32Rows(dst, w, a, lo, hi)
 		return
 	}
-	mulTiled(dst, w, a, lo, hi, kernelFor(w.Type, true))
+	mulTiled(dst, w, a, lo, hi, kernelFor(w.typ, true))
 }

@@ -400,7 +400,7 @@ func checkMatMul(t *testing.T, c mulCase, data []byte, x []float32) {
 // rowMagnitude bounds the size of the terms of one output: Σ|w|·|x| over
 // the dequantized operands.
 func rowMagnitude(w *Matrix, a *Activations, i, r int) float64 {
-	wf := dequantRow(w.Type, w.Data[i*w.RowBytes:(i+1)*w.RowBytes], w.Cols)
+	wf := dequantRow(w.typ, w.data[i*w.rowBytes:(i+1)*w.rowBytes], w.cols)
 	xf := activationRow(a, r)
 	var s float64
 	for j := range wf {

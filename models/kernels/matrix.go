@@ -7,16 +7,26 @@ import (
 	"github.com/carryon/carryon/models/ggml"
 )
 
-// Matrix is a read-only view of a row-major weight matrix of Rows rows of
-// Cols elements stored in one ggml type, as it lies in a GGUF file. Row i
-// occupies bytes [i·RowBytes, (i+1)·RowBytes) of Data.
+// Matrix is a read-only view of a row-major weight matrix: Rows() rows of
+// Cols() elements stored in one ggml type, as it lies in a GGUF file (row
+// i is the i-th run of whole blocks of the data). Its fields are fixed by
+// NewMatrix, which checks them, so products never read out of bounds.
 type Matrix struct {
-	Type     ggml.Type
-	Rows     int
-	Cols     int
-	RowBytes int
-	Data     []byte
+	typ      ggml.Type
+	rows     int
+	cols     int
+	rowBytes int
+	data     []byte
 }
+
+// Type returns the weights' storage type.
+func (w *Matrix) Type() ggml.Type { return w.typ }
+
+// Rows returns the number of rows (output features).
+func (w *Matrix) Rows() int { return w.rows }
+
+// Cols returns the length of a row (input features).
+func (w *Matrix) Cols() int { return w.cols }
 
 // NewMatrix checks that data holds a rows×cols matrix of type t that this
 // package can multiply and returns a view of it. It does not copy data.
@@ -34,7 +44,7 @@ func NewMatrix(t ggml.Type, rows, cols int, data []byte) (*Matrix, error) {
 	if rows > len(data)/rb {
 		return nil, fmt.Errorf("matrix %dx%d %s: need %d bytes, have %d", rows, cols, t, rows*rb, len(data))
 	}
-	return &Matrix{Type: t, Rows: rows, Cols: cols, RowBytes: rb, Data: data[: rows*rb : rows*rb]}, nil
+	return &Matrix{typ: t, rows: rows, cols: cols, rowBytes: rb, data: data[: rows*rb : rows*rb]}, nil
 }
 
 // Supports reports whether MatMul accepts weights of type t.
@@ -221,20 +231,20 @@ func checkMul(dst []float32, w *Matrix, a *Activations, lo, hi int) error {
 	if w == nil || a == nil {
 		return fmt.Errorf("matmul: missing operand")
 	}
-	if a.m == 0 || a.wtype != w.Type || a.cols != w.Cols {
+	if a.m == 0 || a.wtype != w.typ || a.cols != w.cols {
 		return fmt.Errorf("matmul %dx%d %s: activations are %d rows of %d prepared for %s",
-			w.Rows, w.Cols, w.Type, a.m, a.cols, a.wtype)
+			w.rows, w.cols, w.typ, a.m, a.cols, a.wtype)
 	}
-	if lo < 0 || hi > w.Rows || lo > hi {
-		return fmt.Errorf("matmul %dx%d %s: row range [%d,%d) out of bounds", w.Rows, w.Cols, w.Type, lo, hi)
+	if lo < 0 || hi > w.rows || lo > hi {
+		return fmt.Errorf("matmul %dx%d %s: row range [%d,%d) out of bounds", w.rows, w.cols, w.typ, lo, hi)
 	}
-	if len(dst) < a.m*w.Rows {
-		return fmt.Errorf("matmul %dx%d %s: output holds %d values, need %d", w.Rows, w.Cols, w.Type, len(dst), a.m*w.Rows)
+	if len(dst) < a.m*w.rows {
+		return fmt.Errorf("matmul %dx%d %s: output holds %d values, need %d", w.rows, w.cols, w.typ, len(dst), a.m*w.rows)
 	}
 	return nil
 }
 
-// MatMul computes dst[r·w.Rows+i] = dot(row i of w, activation row r) for
+// MatMul computes dst[r·w.rows+i] = dot(row i of w, activation row r) for
 // every activation row r and every weight row i in [lo, hi). Disjoint row
 // ranges may run concurrently (see Pool.MatMul). Each weight row is read
 // once for the whole batch of activations, so a batch costs little more
@@ -251,8 +261,8 @@ func MatMul(dst []float32, w *Matrix, a *Activations, lo, hi int) error {
 // quantizing x into scratch first when w is quantized. It is MatMul for
 // one activation row on the calling goroutine.
 func MatVec(dst []float32, w *Matrix, x []float32, scratch *Activations) error {
-	if err := scratch.Prepare(w.Type, x, 1, w.Cols); err != nil {
-		return fmt.Errorf("matvec %dx%d %s: %w", w.Rows, w.Cols, w.Type, err)
+	if err := scratch.Prepare(w.typ, x, 1, w.cols); err != nil {
+		return fmt.Errorf("matvec %dx%d %s: %w", w.rows, w.cols, w.typ, err)
 	}
-	return MatMul(dst, w, scratch, 0, w.Rows)
+	return MatMul(dst, w, scratch, 0, w.rows)
 }

@@ -113,3 +113,8 @@ func AttendF16(out, q []float32, keys, values []uint16, n, stride int, scale flo
 	active.axpyRowsF16(o, s, halfBytes(values), stride)
 	return nil
 }
+
+// Implementation names the kernels in use on this machine: "avx512"
+// (AVX-512 with VNNI), "avx2" (AVX2, FMA and F16C) or "generic" (portable
+// Go, also chosen by the noasm build tag).
+func Implementation() string { return active.name }

@@ -135,15 +135,24 @@ func (p *Pool) Run(n int, t Task) {
 	p.mu.Unlock()
 }
 
-// MatMul computes MatMul(dst, w, a, 0, w.Rows) with the weight rows split
+// serialWork is the number of multiply-adds below which a product runs on
+// the calling goroutine alone: splitting it would cost more in
+// coordination (about a microsecond) than it saves.
+const serialWork = 1 << 14
+
+// MatMul computes MatMul(dst, w, a, 0, w.Rows()) with the weight rows split
 // over the pool's threads.
 func (p *Pool) MatMul(dst []float32, w *Matrix, a *Activations) error {
-	if err := checkMul(dst, w, a, 0, w.Rows); err != nil {
+	if err := checkMul(dst, w, a, 0, w.rows); err != nil {
 		return err
+	}
+	if w.rows*w.cols*a.m < serialWork {
+		active.mul(dst, w, a, 0, w.rows)
+		return nil
 	}
 	p.mu.Lock()
 	p.mm = mulTask{dst, w, a}
-	p.run(w.Rows, &p.mm)
+	p.run(w.rows, &p.mm)
 	p.mm = mulTask{}
 	p.mu.Unlock()
 	return nil

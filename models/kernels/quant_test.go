@@ -206,7 +206,7 @@ func checkAgainstDequant(t *testing.T, c mulCase, data []byte, x []float32) {
 	for r := range c.m {
 		xf := activationRow(&a, r)
 		for i := range c.rows {
-			wf := dequantRow(c.t, w.Data[i*w.RowBytes:(i+1)*w.RowBytes], c.cols)
+			wf := dequantRow(c.t, w.data[i*w.rowBytes:(i+1)*w.rowBytes], c.cols)
 			var want, mag float64
 			for j := range wf {
 				want += wf[j] * xf[j]
