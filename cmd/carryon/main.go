@@ -42,6 +42,7 @@ and customizes them per request with small carry-on heads.`,
 		newGenModelCommand(),
 		newBenchCommand(),
 		newServeCommand(),
+		newBenchServeCommand(),
 	)
 	return root
 }
