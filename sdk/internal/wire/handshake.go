@@ -1,0 +1,37 @@
+package wire
+
+import (
+	plugin "github.com/hashicorp/go-plugin"
+)
+
+// ProtocolVersion is the version of the carryon plugin protocol (the
+// carryon.v1 services and their semantics) that this code speaks. Hosts and
+// plugins list the versions they support and go-plugin picks the highest
+// common one; a plugin with no version in common is refused at start.
+const ProtocolVersion = 1
+
+// Handshake returns the go-plugin handshake every carryon plugin uses. The
+// magic cookie only keeps a plugin binary from being run by hand by mistake;
+// it is not a security measure (AutoMTLS and checksums are).
+func Handshake() plugin.HandshakeConfig {
+	return plugin.HandshakeConfig{
+		MagicCookieKey:   "CARRYON_PLUGIN_MAGIC_COOKIE",
+		MagicCookieValue: "a4c1f0e3-carryon-heads-and-forecasters",
+	}
+}
+
+// Names under which the plugin kinds are dispensed.
+const (
+	HeadPlugin       = "head"
+	ForecasterPlugin = "forecaster"
+)
+
+// MaxMessageBytes bounds one gRPC message in either direction. A Forward call
+// of thousands of sequences carries rows of thousands of floats each
+// (4096 rows × 4096 floats × 4 bytes = 64 MiB), far above gRPC's default of
+// 4 MiB.
+const MaxMessageBytes = 1 << 30
+
+// EnvLogLevel names the environment variable through which a host passes
+// its log level to the plugins it starts.
+const EnvLogLevel = "CARRYON_PLUGIN_LOG_LEVEL"
