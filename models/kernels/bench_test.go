@@ -241,3 +241,29 @@ func BenchmarkReadBandwidth(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkKernelSets compares the implementations available on this
+// machine on a 128×1024 matrix that stays in the L2 cache: the compute
+// ceiling of each kernel, free of memory stalls.
+func BenchmarkKernelSets(b *testing.B) {
+	const rows, cols = 128, 1024
+	for _, t := range []ggml.Type{ggml.TypeF16, ggml.TypeQ8_0, ggml.TypeQ4_0, ggml.TypeQ5_0, ggml.TypeQ4_K, ggml.TypeQ5_K, ggml.TypeQ6_K} {
+		ms := benchMatrices(b, t, rows, cols, 0)
+		for _, ks := range kernelSets() {
+			for _, m := range []int{1, 4} {
+				b.Run(fmt.Sprintf("%s/%s/m%d", t, ks.name, m), func(b *testing.B) {
+					x := randF32(rand.New(rand.NewPCG(1, 2)), m*cols, 1)
+					var a Activations
+					if err := a.Prepare(t, x, m, cols); err != nil {
+						b.Fatal(err)
+					}
+					dst := make([]float32, m*rows)
+					b.SetBytes(int64(len(ms[0].data)))
+					for i := 0; i < b.N; i++ {
+						ks.mul(dst, ms[0], &a, 0, rows)
+					}
+				})
+			}
+		}
+	}
+}

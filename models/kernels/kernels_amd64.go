@@ -423,34 +423,46 @@ func rows4(k kernelID, w unsafe.Pointer, ws uintptr, t *tile4, cols int, rows in
 	}
 }
 
+// tileBlockBytes bounds the weight rows that batches of more than four
+// activation rows traverse together: each group of four re-reads them from
+// the L2 cache rather than from memory.
+const tileBlockBytes = 64 << 10
+
 // mulTiled runs a product over weight rows [lo, hi) with one pass over the
 // weights per group of four activation rows, and the one-row kernel for a
-// batch of one.
+// batch of one. Larger batches go over the weights in blocks that stay in
+// cache across the groups, so memory sees each weight row once.
 func mulTiled(dst []float32, w *Matrix, a *Activations, lo, hi int, k kernelID) {
-	n := hi - lo
-	if n <= 0 {
+	if hi <= lo {
 		return
 	}
-	wp := unsafe.Pointer(&w.data[lo*w.rowBytes])
 	ws := uintptr(w.rowBytes)
 	if a.m == 1 {
-		rows1(k, wp, ws, xrow(a, 0), a.cols, &dst[lo], n)
+		rows1(k, unsafe.Pointer(&w.data[lo*w.rowBytes]), ws, xrow(a, 0), a.cols, &dst[lo], hi-lo)
 		return
 	}
+	blk := hi - lo
+	if a.m > 4 {
+		blk = max(1, tileBlockBytes/w.rowBytes)
+	}
 	var t tile4
-	for r := 0; r < a.m; r += 4 {
-		if r == a.m-1 {
-			// A lone last row: the one-row kernel does a quarter of the
-			// arithmetic of a tile of four copies for the same weight reads.
-			rows1(k, wp, ws, xrow(a, r), a.cols, &dst[r*w.rows+lo], n)
-			break
+	for b0 := lo; b0 < hi; b0 += blk {
+		n := min(blk, hi-b0)
+		wp := unsafe.Pointer(&w.data[b0*w.rowBytes])
+		for r := 0; r < a.m; r += 4 {
+			if r == a.m-1 {
+				// A lone last row: the one-row kernel does a quarter of the
+				// arithmetic of a tile of four copies.
+				rows1(k, wp, ws, xrow(a, r), a.cols, &dst[r*w.rows+b0], n)
+				break
+			}
+			for j := range 4 {
+				rj := min(r+j, a.m-1)
+				t.x[j] = xrow(a, rj)
+				t.out[j] = unsafe.Pointer(&dst[rj*w.rows+b0])
+			}
+			rows4(k, wp, ws, &t, a.cols, n)
 		}
-		for j := range 4 {
-			rj := min(r+j, a.m-1)
-			t.x[j] = xrow(a, rj)
-			t.out[j] = unsafe.Pointer(&dst[rj*w.rows+lo])
-		}
-		rows4(k, wp, ws, &t, a.cols, n)
 	}
 }
 
