@@ -117,7 +117,9 @@ func watchParent(log hclog.Logger, ppid int, every time.Duration) {
 func newGRPCServer(opts []grpc.ServerOption) *grpc.Server {
 	opts = append(opts,
 		grpc.MaxRecvMsgSize(wire.MaxMessageBytes),
-		grpc.MaxSendMsgSize(wire.MaxMessageBytes))
+		grpc.MaxSendMsgSize(wire.MaxMessageBytes),
+		grpc.InitialWindowSize(wire.WindowBytes),
+		grpc.InitialConnWindowSize(wire.WindowBytes))
 	return grpc.NewServer(opts...)
 }
 

@@ -115,9 +115,13 @@ func pluginSets(versions []int) map[int]plugin.PluginSet {
 }
 
 func dialOptions() []grpc.DialOption {
-	return []grpc.DialOption{grpc.WithDefaultCallOptions(
-		grpc.MaxCallRecvMsgSize(wire.MaxMessageBytes),
-		grpc.MaxCallSendMsgSize(wire.MaxMessageBytes))}
+	return []grpc.DialOption{
+		grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(wire.MaxMessageBytes),
+			grpc.MaxCallSendMsgSize(wire.MaxMessageBytes)),
+		grpc.WithInitialWindowSize(wire.WindowBytes),
+		grpc.WithInitialConnWindowSize(wire.WindowBytes),
+	}
 }
 
 // Start starts the plugin binary cfg.Path, checks its checksum, completes

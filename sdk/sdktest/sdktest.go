@@ -30,7 +30,7 @@ func Build(t testing.TB, pkg string) string {
 	if err != nil {
 		goTool = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
 	}
-	out := filepath.Join(t.TempDir(), "plugin-"+sanitize(pkg))
+	out := filepath.Join(t.TempDir(), binaryName(pkg))
 	cmd := exec.Command(goTool, "build", "-o", out, pkg)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -40,12 +40,13 @@ func Build(t testing.TB, pkg string) string {
 	return out
 }
 
-func sanitize(pkg string) string {
-	s := strings.Trim(filepath.ToSlash(pkg), "./")
-	if s == "" {
-		s = "main"
+// binaryName names the binary after the package's directory, which is also
+// the name the plugin's log lines carry.
+func binaryName(pkg string) string {
+	if abs, err := filepath.Abs(pkg); err == nil && (pkg == "." || strings.HasPrefix(pkg, "./") || strings.HasPrefix(pkg, "../")) {
+		pkg = abs
 	}
-	return strings.NewReplacer("/", "-", "\\", "-", ":", "-").Replace(s)
+	return filepath.Base(filepath.Clean(pkg))
 }
 
 // Start starts the plugin binary at path as the core does (checksum pinned,

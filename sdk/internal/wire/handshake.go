@@ -35,3 +35,10 @@ const MaxMessageBytes = 1 << 30
 // EnvLogLevel names the environment variable through which a host passes
 // its log level to the plugins it starts.
 const EnvLogLevel = "CARRYON_PLUGIN_LOG_LEVEL"
+
+// WindowBytes is the HTTP/2 flow-control window of plugin connections, per
+// stream and per connection. gRPC's default (64 KiB, grown by probing)
+// makes a Forward of a few hundred KiB wait for several window updates, each
+// a round trip between the processes; a window larger than a typical call
+// lets it go in one flight.
+const WindowBytes = 16 << 20
