@@ -30,7 +30,8 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // Forecaster serves forecasting models (such as GTT) that predict the next
-// steps of multivariate time series.
+// steps of multivariate time series. Errors use the codes of the Head
+// service.
 type ForecasterClient interface {
 	// Info describes the plugin.
 	Info(ctx context.Context, in *InfoRequest, opts ...grpc.CallOption) (*InfoResponse, error)
@@ -95,7 +96,8 @@ func (c *forecasterClient) Forecast(ctx context.Context, in *ForecastRequest, op
 // for forward compatibility.
 //
 // Forecaster serves forecasting models (such as GTT) that predict the next
-// steps of multivariate time series.
+// steps of multivariate time series. Errors use the codes of the Head
+// service.
 type ForecasterServer interface {
 	// Info describes the plugin.
 	Info(context.Context, *InfoRequest) (*InfoResponse, error)

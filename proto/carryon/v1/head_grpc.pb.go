@@ -35,6 +35,10 @@ const (
 // hidden states and return a delta the core adds to them before the base's
 // LM head. One plugin process holds many heads and, for each head, the state
 // (a key/value cache) of many sequences.
+//
+// Errors: NOT_FOUND for an id that is not loaded, INVALID_ARGUMENT for a
+// malformed request or head directory, UNIMPLEMENTED for an operation the
+// plugin lacks; any other code is a failure of the plugin.
 type HeadClient interface {
 	// Info describes the plugin.
 	Info(ctx context.Context, in *InfoRequest, opts ...grpc.CallOption) (*InfoResponse, error)
@@ -135,6 +139,10 @@ type Head_TrainClient = grpc.BidiStreamingClient[TrainRequest, TrainResponse]
 // hidden states and return a delta the core adds to them before the base's
 // LM head. One plugin process holds many heads and, for each head, the state
 // (a key/value cache) of many sequences.
+//
+// Errors: NOT_FOUND for an id that is not loaded, INVALID_ARGUMENT for a
+// malformed request or head directory, UNIMPLEMENTED for an operation the
+// plugin lacks; any other code is a failure of the plugin.
 type HeadServer interface {
 	// Info describes the plugin.
 	Info(context.Context, *InfoRequest) (*InfoResponse, error)
