@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"time"
 
@@ -27,6 +29,7 @@ type benchOptions struct {
 	reps    int
 	kv      string
 	json    bool
+	profile string
 }
 
 // benchResult is what --json prints; rates are medians over the passes.
@@ -69,6 +72,7 @@ passes; the tokens are random.`,
 	f.IntVarP(&o.reps, "repetitions", "r", 3, "passes per figure (the median is reported)")
 	f.StringVar(&o.kv, "kv", "f16", "KV cache type: f16 or f32")
 	f.BoolVar(&o.json, "json", false, "print one JSON object")
+	f.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the timed passes to this file")
 	cmd.MarkFlagRequired("model")
 	return cmd
 }
@@ -183,6 +187,17 @@ func runBench(ctx context.Context, w io.Writer, o benchOptions) error {
 	if o.prompt > cfg.Context {
 		return fmt.Errorf("-p %d exceeds the model's context of %d", o.prompt, cfg.Context)
 	}
+	if o.profile != "" {
+		pf, err := os.Create(o.profile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return fmt.Errorf("cpu profile %s: %w", o.profile, err)
+		}
+		defer pprof.StopCPUProfile() // on errors; stopping twice is harmless
+	}
 	if res.PPTokS, err = measure(1, 1, o.prompt); err != nil {
 		return err
 	}
@@ -194,8 +209,15 @@ func runBench(ctx context.Context, w io.Writer, o benchOptions) error {
 			return err
 		}
 	}
+	if o.profile != "" {
+		pprof.StopCPUProfile()
+	}
 	res.AchievedGBs = float64(res.BytesPerTok) * res.TGTokS / 1e9
-	res.MachineGBs = measureReadBandwidth(res.Threads, 1<<30) / 1e9
+	bw, err := measureReadBandwidth(res.Threads)
+	if err != nil {
+		return err
+	}
+	res.MachineGBs = bw / 1e9
 
 	if o.json {
 		return json.NewEncoder(w).Encode(res)

@@ -21,6 +21,13 @@ type Weight interface {
 	Cols() int
 }
 
+// Product is one weight and the output of its product with an input, for
+// Backend.MatMuls.
+type Product struct {
+	Dst []float32
+	W   Weight
+}
+
 // RoPE describes a rotary position embedding as ggml's rope_ext applies it,
 // including linear and YaRN context scaling.
 type RoPE struct {
@@ -96,6 +103,12 @@ type Backend interface {
 	// rows of w.Cols() elements and dst receives rows rows of w.Rows()
 	// elements.
 	MatMul(dst []float32, w Weight, x []float32, rows int)
+	// MatMuls computes, for each product p in ps, p.Dst = x · p.Wᵀ over
+	// rows activation rows (MatMul for several weights that read the same
+	// input). Every p.W has the same Cols; the p.Dst must not overlap x or
+	// each other. Giving the products of one input together lets a backend
+	// prepare the input once and compute them in one parallel pass.
+	MatMuls(x []float32, rows int, ps []Product)
 
 	// Row writes row i of w, converted to float32, into dst (w.Cols()
 	// elements); this is the embedding lookup.

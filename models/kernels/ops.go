@@ -118,3 +118,55 @@ func AttendF16(out, q []float32, keys, values []uint16, n, stride int, scale flo
 // (AVX-512 with VNNI), "avx2" (AVX2, FMA and F16C) or "generic" (portable
 // Go, also chosen by the noasm build tag).
 func Implementation() string { return active.name }
+
+// checkRows validates a strided walk over n rows of d values.
+func checkRows(name string, n, d, stride, have int) error {
+	switch {
+	case n == 0 || d == 0:
+		return nil
+	case stride < d:
+		return fmt.Errorf("%s: row stride %d below row length %d", name, stride, d)
+	case have < (n-1)*stride+d:
+		return fmt.Errorf("%s: %d rows of stride %d need %d values, have %d", name, n, stride, (n-1)*stride+d, have)
+	}
+	return nil
+}
+
+// DotRowsF32 sets out[j] = dot(q, rows[j·stride : j·stride+len(q)]) for
+// every j < len(out): the query·key products of attention.
+func DotRowsF32(out, q, rows []float32, stride int) error {
+	if err := checkRows("dot rows F32", len(out), len(q), stride, len(rows)); err != nil {
+		return err
+	}
+	active.dotRowsF32(out, q, rows, stride)
+	return nil
+}
+
+// DotRowsF16 is DotRowsF32 over rows of IEEE half-precision values (bit
+// patterns, as compute.KV holds them).
+func DotRowsF16(out, q []float32, rows []uint16, stride int) error {
+	if err := checkRows("dot rows F16", len(out), len(q), stride, len(rows)); err != nil {
+		return err
+	}
+	active.dotRowsF16(out, q, halfBytes(rows), stride)
+	return nil
+}
+
+// AxpyRowsF32 adds Σ_j p[j]·rows[j·stride : j·stride+len(out)] to out over
+// every j < len(p): the weighted sum of values of attention.
+func AxpyRowsF32(out, p, rows []float32, stride int) error {
+	if err := checkRows("axpy rows F32", len(p), len(out), stride, len(rows)); err != nil {
+		return err
+	}
+	active.axpyRowsF32(out, p, rows, stride)
+	return nil
+}
+
+// AxpyRowsF16 is AxpyRowsF32 over rows of IEEE half-precision values.
+func AxpyRowsF16(out, p []float32, rows []uint16, stride int) error {
+	if err := checkRows("axpy rows F16", len(p), len(out), stride, len(rows)); err != nil {
+		return err
+	}
+	active.axpyRowsF16(out, p, halfBytes(rows), stride)
+	return nil
+}

@@ -17,6 +17,7 @@ type scratch struct {
 	attRows                       []compute.AttentionRow
 	seqs                          []*seqKV
 	outRows, logitRows            []int
+	prods                         [3]compute.Product
 }
 
 func (s *scratch) size(c *Config, n int) {
@@ -70,6 +71,7 @@ func (m *Model) Forward(ctx context.Context, c *Cache, b *Batch, out *Output) er
 		}
 	}
 	m.outputs(b, out)
+	s.prods = [3]compute.Product{}
 	for r, row := range b.Rows {
 		s.seqs[r].n = max(s.seqs[r].n, row.Pos+1)
 	}
@@ -129,9 +131,8 @@ func (m *Model) layer(l, n int) {
 
 	// Attention.
 	be.RMSNorm(s.xn[:n*d], s.x, L.attnNorm, cfg.Eps)
-	be.MatMul(s.q, L.wq, s.xn, n)
-	be.MatMul(s.k, L.wk, s.xn, n)
-	be.MatMul(s.v, L.wv, s.xn, n)
+	s.prods = [3]compute.Product{{Dst: s.q, W: L.wq}, {Dst: s.k, W: L.wk}, {Dst: s.v, W: L.wv}}
+	be.MatMuls(s.xn[:n*d], n, s.prods[:3])
 	addBias(s.q, L.bq, n)
 	addBias(s.k, L.bk, n)
 	addBias(s.v, L.bv, n)
@@ -157,8 +158,8 @@ func (m *Model) layer(l, n int) {
 
 	// Feed-forward.
 	be.RMSNorm(s.xn[:n*d], s.x, L.ffnNorm, cfg.Eps)
-	be.MatMul(s.gate, L.gate, s.xn, n)
-	be.MatMul(s.up, L.up, s.xn, n)
+	s.prods = [3]compute.Product{{Dst: s.gate, W: L.gate}, {Dst: s.up, W: L.up}}
+	be.MatMuls(s.xn[:n*d], n, s.prods[:2])
 	be.SwiGLU(s.gate, s.gate, s.up)
 	be.MatMul(s.xn, L.down, s.gate, n)
 	add(s.x, s.xn[:n*d])

@@ -1,14 +1,15 @@
 package cpu
 
 import (
-	"math"
+	"fmt"
 
 	"github.com/carryon/carryon/models/compute"
 	"github.com/carryon/carryon/models/ggml"
+	"github.com/carryon/carryon/models/kernels"
 )
 
-// attentionJob computes items [lo, hi) of rows × heads.
-type attentionJob struct {
+// attentionTask computes items [lo, hi) of rows × heads.
+type attentionTask struct {
 	b    *Backend
 	dst  []float32
 	q    []float32
@@ -19,116 +20,84 @@ type attentionJob struct {
 // Attention computes causal attention over the cache for each query row,
 // splitting the (row, head) pairs over the threads.
 //
-// With an F16 cache it rounds the query and the softmax weights to F16
-// before their products with the cached keys and values, as ggml does when
-// it multiplies an F16 cache, so that results match llama.cpp's.
+// With an F16 cache it rounds the query to F16 before its products with
+// the cached keys, as ggml does when it multiplies an F16 cache, so that
+// results stay close to llama.cpp's.
 func (b *Backend) Attention(dst, q []float32, rows []compute.AttentionRow, s compute.AttentionShape) {
 	if len(rows) == 0 {
 		return
 	}
-	work := 0
+	work, longest := 0, 0
 	for _, r := range rows {
 		work += r.Len
+		longest = max(longest, r.Len)
 	}
-	work = work / len(rows) * (s.HeadDim + s.ValueDim)
-	b.att.dst, b.att.q, b.att.rows, b.att.s = dst, q, rows, s
-	b.pool.run(len(rows)*s.Heads, work, &b.att)
-	b.att.dst, b.att.q, b.att.rows = nil, nil, nil
+	work *= s.Heads * (s.HeadDim + s.ValueDim)
+	// Each worker holds the scores of one head and a rounded query head.
+	for w := range b.attnScratch {
+		if len(b.attnScratch[w]) < longest+s.HeadDim {
+			b.attnScratch[w] = make([]float32, 2*(longest+s.HeadDim))
+		}
+	}
+	t := &b.att
+	t.dst, t.q, t.rows, t.s = dst, q, rows, s
+	b.run(len(rows)*s.Heads, work, t)
+	t.dst, t.q, t.rows = nil, nil, nil
 }
 
-func (j *attentionJob) run(lo, hi, worker int) {
-	s := j.s
+// Run computes the query heads [lo, hi), numbered row-major.
+func (t *attentionTask) Run(lo, hi, worker int) {
+	s := t.s
 	group := s.Heads / s.KVHeads
 	kStride, vStride := s.KVHeads*s.HeadDim, s.KVHeads*s.ValueDim
+	scratch := t.b.attnScratch[worker]
 	for item := lo; item < hi; item++ {
 		r, h := item/s.Heads, item%s.Heads
-		row := j.rows[r]
+		row := t.rows[r]
 		kvh := h / group
-		q := j.q[(r*s.Heads+h)*s.HeadDim:][:s.HeadDim]
-		out := j.dst[(r*s.Heads+h)*s.ValueDim:][:s.ValueDim]
-		scores := j.b.scores(worker, row.Len+s.HeadDim)
-		p := scores[:row.Len]
-		if row.KV.K16 != nil {
-			qh := scores[row.Len : row.Len+s.HeadDim]
-			for i, v := range q {
-				qh[i] = ggml.F16ToF32(ggml.F32ToF16(v))
-			}
-			for t := range p {
-				p[t] = dotF16(qh, row.KV.K16[t*kStride+kvh*s.HeadDim:][:s.HeadDim]) * s.Scale
-			}
-		} else {
-			for t := range p {
-				p[t] = dot(q, row.KV.K32[t*kStride+kvh*s.HeadDim:][:s.HeadDim]) * s.Scale
-			}
-		}
-		softmax(p)
-		clear(out)
-		if row.KV.V16 != nil {
-			for t, w := range p {
-				axpyF16(out, ggml.F16ToF32(ggml.F32ToF16(w)), row.KV.V16[t*vStride+kvh*s.ValueDim:][:s.ValueDim])
-			}
-		} else {
-			for t, w := range p {
-				axpy(out, w, row.KV.V32[t*vStride+kvh*s.ValueDim:][:s.ValueDim])
-			}
+		q := t.q[(r*s.Heads+h)*s.HeadDim:][:s.HeadDim]
+		out := t.dst[(r*s.Heads+h)*s.ValueDim:][:s.ValueDim]
+		p := scratch[:row.Len]
+		if err := t.head(out, q, p, scratch[row.Len:row.Len+s.HeadDim], row.KV, kvh, kStride, vStride); err != nil {
+			panic(fmt.Sprintf("cpu backend: attention row %d head %d: %v", r, h, err))
 		}
 	}
 }
 
-// scores returns worker w's scratch of at least n floats.
-func (b *Backend) scores(w, n int) []float32 {
-	if len(b.scoreScratch[w]) < n {
-		b.scoreScratch[w] = make([]float32, max(n, 2*len(b.scoreScratch[w])))
+// head computes one query head over KV head kvh: p receives the softmax
+// of the scaled query·key products and out their weighted sum of values.
+// qh is scratch for the query rounded to F16.
+//
+// With an F16 cache the query and the softmax weights are rounded to F16
+// before their products with the cache, as ggml does when it multiplies
+// an F16 cache, so that results match llama.cpp's.
+func (t *attentionTask) head(out, q, p, qh []float32, kv compute.KV, kvh, kStride, vStride int) error {
+	s := t.s
+	var err error
+	if kv.K16 != nil {
+		roundF16(qh, q)
+		err = kernels.DotRowsF16(p, qh, kv.K16[kvh*s.HeadDim:], kStride)
+	} else {
+		err = kernels.DotRowsF32(p, q, kv.K32[kvh*s.HeadDim:], kStride)
 	}
-	return b.scoreScratch[w]
+	if err != nil {
+		return err
+	}
+	kernels.Scale(p, s.Scale)
+	kernels.Softmax(p)
+	clear(out)
+	if kv.V16 != nil {
+		roundF16(p, p)
+		return kernels.AxpyRowsF16(out, p, kv.V16[kvh*s.ValueDim:], vStride)
+	}
+	return kernels.AxpyRowsF32(out, p, kv.V32[kvh*s.ValueDim:], vStride)
 }
 
-// softmax replaces x by its softmax; the normalizer is summed in float64,
-// as ggml does.
-func softmax(x []float32) {
-	m := float32(math.Inf(-1))
-	for _, v := range x {
-		m = max(m, v)
-	}
-	var sum float64
-	for i, v := range x {
-		e := float32(math.Exp(float64(v - m)))
-		x[i] = e
-		sum += float64(e)
-	}
-	inv := float32(1 / sum)
-	for i := range x {
-		x[i] *= inv
-	}
-}
-
-// dotF16 returns the inner product of a and the binary16 values b.
-func dotF16(a []float32, b []uint16) float32 {
-	b = b[:len(a)]
-	var s0, s1 float32
-	i := 0
-	for ; i+2 <= len(a); i += 2 {
-		s0 += a[i] * ggml.F16ToF32(b[i])
-		s1 += a[i+1] * ggml.F16ToF32(b[i+1])
-	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * ggml.F16ToF32(b[i])
-	}
-	return s0 + s1
-}
-
-// axpy adds a·x to y.
-func axpy(y []float32, a float32, x []float32) {
-	x = x[:len(y)]
-	for i := range y {
-		y[i] += a * x[i]
-	}
-}
-
-// axpyF16 adds a·x to y for binary16 values x.
-func axpyF16(y []float32, a float32, x []uint16) {
-	x = x[:len(y)]
-	for i := range y {
-		y[i] += a * ggml.F16ToF32(x[i])
+// roundF16 sets dst[i] to src[i] rounded to the nearest half-precision
+// value.
+func roundF16(dst, src []float32) {
+	src = src[:len(dst)]
+	for i, v := range src {
+		dst[i] = ggml.F16ToF32(ggml.F32ToF16(v))
 	}
 }

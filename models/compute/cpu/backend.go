@@ -2,47 +2,55 @@ package cpu
 
 import (
 	"fmt"
-	"runtime"
 
 	"github.com/carryon/carryon/models/compute"
 	"github.com/carryon/carryon/models/gguf"
+	"github.com/carryon/carryon/models/kernels"
 )
 
 func init() {
 	compute.Register("cpu", func(o compute.Options) (compute.Backend, error) { return New(o) })
 }
 
-// Backend is the pure-Go compute.Backend. Create it with New; it must be
+// Backend is the CPU compute.Backend. Create it with New; it must be
 // closed to stop its worker goroutines.
 type Backend struct {
-	pool *pool
+	pool    *kernels.Pool
+	threads int
 
 	// Per-worker scratch space, grown on demand and kept between calls.
-	rowScratch   [][]float32
-	scoreScratch [][]float32
+	rowScratch  [][]float32 // a dequantized weight row
+	attnScratch [][]float32 // attention scores and a rounded query head
 
-	// The jobs of the parallel operations, reused call after call.
-	mm  matMulJob
-	att attentionJob
-	act swiGLUJob
+	// Inputs prepared for the kernels, one per weight type of a call.
+	acts []preparedInput
+
+	// The tasks of the parallel operations, reused call after call so
+	// that dispatching one does not allocate.
+	mm   mulTask
+	att  attentionTask
+	norm normTask
+	glu  swiGLUTask
+	rope ropeTask
 }
 
 var _ compute.Backend = (*Backend)(nil)
 
-// New returns a backend that computes with o.Threads goroutines
-// (runtime.NumCPU() when 0).
+// New returns a backend that computes with o.Threads threads
+// (kernels.DefaultThreads() when 0).
 func New(o compute.Options) (*Backend, error) {
 	n := o.Threads
 	if n < 0 {
 		return nil, fmt.Errorf("cpu backend: %d threads", n)
 	}
 	if n == 0 {
-		n = runtime.NumCPU()
+		n = kernels.DefaultThreads()
 	}
 	b := &Backend{
-		pool:         newPool(n),
-		rowScratch:   make([][]float32, n),
-		scoreScratch: make([][]float32, n),
+		pool:        kernels.NewPool(n),
+		threads:     n,
+		rowScratch:  make([][]float32, n),
+		attnScratch: make([][]float32, n),
 	}
 	b.mm.b, b.att.b = b, b
 	return b, nil
@@ -52,13 +60,11 @@ func New(o compute.Options) (*Backend, error) {
 func (b *Backend) Name() string { return "cpu" }
 
 // Threads returns the number of threads the backend computes with.
-func (b *Backend) Threads() int { return b.pool.threads }
+func (b *Backend) Threads() int { return b.threads }
 
 // Close stops the worker goroutines.
 func (b *Backend) Close() error {
-	if b.pool != nil {
-		b.pool.close()
-	}
+	b.pool.Close()
 	return nil
 }
 
@@ -89,5 +95,24 @@ func asWeight(w compute.Weight) *weight {
 // Row writes row i of w as float32s into dst.
 func (b *Backend) Row(dst []float32, w compute.Weight, i int) {
 	cw := asWeight(w)
-	copy(dst[:cw.cols], cw.row(i, b.rowScratch[0]))
+	cw.row(i, dst)
+}
+
+// parallelWork is the estimated cost, in multiply-adds or comparable
+// vector steps, below which an operation runs on the calling goroutine
+// alone: handing work to another thread and waiting for it costs a few
+// microseconds, as much as this much arithmetic on one core.
+const parallelWork = 1 << 16
+
+// run calls t over [0, n) on the calling goroutine when the whole
+// operation costs less than parallelWork, and over the pool otherwise.
+func (b *Backend) run(n, work int, t kernels.Task) {
+	if n <= 0 {
+		return
+	}
+	if b.threads == 1 || work < parallelWork {
+		t.Run(0, n, 0)
+		return
+	}
+	b.pool.Run(n, t)
 }

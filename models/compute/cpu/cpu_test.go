@@ -73,14 +73,16 @@ func TestMatMul(t *testing.T) {
 		if !slices.Equal(got1, got2) {
 			t.Errorf("%s: results differ between 1 and 2 threads", typ)
 		}
+		step := activationStep(typ, x, cols)
 		for r := 0; r < n; r++ {
 			for o := 0; o < rows; o++ {
-				var want float64
+				var want, bound float64
 				for i := 0; i < cols; i++ {
 					want += float64(deq[o*cols+i]) * float64(x[r*cols+i])
+					bound += math.Abs(float64(deq[o*cols+i])) * step[r*cols+i] / 2
 				}
-				if d := math.Abs(float64(got1[r*rows+o]) - want); d > 1e-5 {
-					t.Fatalf("%s: dst[%d,%d] = %v, want %v", typ, r, o, got1[r*rows+o], want)
+				if d := math.Abs(float64(got1[r*rows+o]) - want); d > 1e-5+1.001*bound {
+					t.Fatalf("%s: dst[%d,%d] = %v, want %v ± %.3g", typ, r, o, got1[r*rows+o], want, bound)
 				}
 			}
 		}
@@ -90,6 +92,34 @@ func TestMatMul(t *testing.T) {
 			t.Errorf("%s: Row differs from the dequantized row", typ)
 		}
 	}
+}
+
+// activationStep returns, for each input value, the quantization step of
+// the activations that weights of type typ multiply: 0 where the input is
+// used as float32, else the step d = max|x|/127 of the input's block (32
+// values for Q8_0 activations, 256 for Q8_K), so that rounding moves each
+// value by at most d/2.
+func activationStep(typ ggml.Type, x []float32, cols int) []float64 {
+	step := make([]float64, len(x))
+	block := 0
+	switch typ {
+	case ggml.TypeQ8_0, ggml.TypeQ4_0, ggml.TypeQ5_0:
+		block = 32
+	case ggml.TypeQ4_K, ggml.TypeQ5_K, ggml.TypeQ6_K:
+		block = 256
+	default:
+		return step
+	}
+	for b := 0; b+block <= len(x); b += block {
+		var m float64
+		for _, v := range x[b : b+block] {
+			m = max(m, math.Abs(float64(v)))
+		}
+		for i := b; i < b+block; i++ {
+			step[i] = m / 127
+		}
+	}
+	return step
 }
 
 func TestLoadWeightRejects(t *testing.T) {

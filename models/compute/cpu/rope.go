@@ -2,9 +2,28 @@ package cpu
 
 import (
 	"math"
+	"slices"
 
 	"github.com/carryon/carryon/models/compute"
 )
+
+// ropeTask rotates rows [lo, hi) of one RoPE call with the angles of
+// the backend's trig table.
+type ropeTask struct {
+	x              []float32
+	heads, headDim int
+	neox           bool
+
+	// The angle table: for row r of the last positions seen, dims cos,
+	// sin pairs at trig[r*dims:]. It is recomputed only when the positions
+	// or the parameters change, so the query and key rotations of every
+	// layer of a forward pass share one computation.
+	trig        []float32
+	pos         []int32
+	params      compute.RoPE
+	freqFactors []float32
+	dims        int
+}
 
 // RoPE rotates the heads of each row of x by its position, following
 // ggml's rope_ext (including its YaRN ramp and float32 angle recurrence).
@@ -13,6 +32,42 @@ func (b *Backend) RoPE(x []float32, heads, headDim int, pos []int32, p *compute.
 	if dims <= 0 || dims > headDim {
 		dims = headDim
 	}
+	t := &b.rope
+	t.angles(pos, p, dims)
+	t.x, t.heads, t.headDim, t.neox = x, heads, headDim, p.NeoX
+	b.run(len(pos), 4*len(pos)*heads*dims, t)
+	t.x = nil
+}
+
+func (t *ropeTask) Run(lo, hi, _ int) {
+	rowLen := t.heads * t.headDim
+	for r := lo; r < hi; r++ {
+		trig := t.trig[r*t.dims : (r+1)*t.dims]
+		row := t.x[r*rowLen : (r+1)*rowLen]
+		for h := 0; h < t.heads; h++ {
+			rotate(row[h*t.headDim:(h+1)*t.headDim], trig, t.neox)
+		}
+	}
+}
+
+// angles fills the trig table for the positions pos unless it holds them
+// already.
+func (t *ropeTask) angles(pos []int32, p *compute.RoPE, dims int) {
+	if dims == t.dims && slices.Equal(pos, t.pos) && sameRoPE(p, &t.params) {
+		return
+	}
+	t.dims, t.params = dims, *p
+	// Keep a copy of the factors: the caller may change its own.
+	t.params.FreqFactors = append(t.freqFactors[:0], p.FreqFactors...)
+	t.freqFactors = t.params.FreqFactors
+	if p.FreqFactors == nil {
+		t.params.FreqFactors = nil
+	}
+	t.pos = append(t.pos[:0], pos...)
+	if need := len(pos) * dims; cap(t.trig) < need {
+		t.trig = make([]float32, need, need+need/4)
+	}
+	t.trig = t.trig[:len(pos)*dims]
 	thetaScale := float32(math.Pow(float64(p.Base), -2/float64(dims)))
 	var corr [2]float32
 	if p.ExtFactor != 0 {
@@ -26,14 +81,8 @@ func (b *Backend) RoPE(x []float32, heads, headDim int, pos []int32, p *compute.
 	if attnFactor == 0 {
 		attnFactor = 1
 	}
-	// cs holds cos, sin pairs for one position; dims is small (≤ 256).
-	var cs [512]float32
-	trig := cs[:dims]
-	if dims > len(cs) {
-		trig = make([]float32, dims)
-	}
-	rowLen := heads * headDim
 	for r, ps := range pos {
+		trig := t.trig[r*dims : (r+1)*dims]
 		theta := float32(ps)
 		for i0 := 0; i0 < dims; i0 += 2 {
 			ff := float32(1)
@@ -43,11 +92,15 @@ func (b *Backend) RoPE(x []float32, heads, headDim int, pos []int32, p *compute.
 			trig[i0], trig[i0+1] = ropeYarn(theta/ff, freqScale, corr, i0, p.ExtFactor, attnFactor)
 			theta *= thetaScale
 		}
-		row := x[r*rowLen : (r+1)*rowLen]
-		for h := 0; h < heads; h++ {
-			rotate(row[h*headDim:(h+1)*headDim], trig, p.NeoX)
-		}
 	}
+}
+
+// sameRoPE reports whether a and b give the same angles: equal fields and
+// the same frequency factors.
+func sameRoPE(a, b *compute.RoPE) bool {
+	return a.Dims == b.Dims && a.Base == b.Base && a.FreqScale == b.FreqScale &&
+		a.ExtFactor == b.ExtFactor && a.AttnFactor == b.AttnFactor && a.BetaFast == b.BetaFast &&
+		a.BetaSlow == b.BetaSlow && a.OrigContext == b.OrigContext && slices.Equal(a.FreqFactors, b.FreqFactors)
 }
 
 // rotate applies the rotation angles trig (cos, sin pairs) to one head.

@@ -2,11 +2,11 @@ package cpu
 
 import (
 	"fmt"
-	"unsafe"
 
 	"github.com/carryon/carryon/models/compute"
 	"github.com/carryon/carryon/models/ggml"
 	"github.com/carryon/carryon/models/gguf"
+	"github.com/carryon/carryon/models/kernels"
 )
 
 // rowDecoders holds the row converter of every weight type the backend
@@ -33,8 +33,10 @@ type weight struct {
 	rows, cols int
 	rowBytes   int
 	data       []byte
-	f32        []float32 // the data viewed as float32s, for F32 weights
-	decode     func(src []byte, dst []float32) int
+	// mat is the kernels' view of the weight, nil for the types the
+	// kernels do not multiply; those go through decode.
+	mat    *kernels.Matrix
+	decode func(src []byte, dst []float32) int
 }
 
 var _ compute.Weight = (*weight)(nil)
@@ -43,14 +45,10 @@ func (w *weight) Type() ggml.Type { return w.typ }
 func (w *weight) Rows() int       { return w.rows }
 func (w *weight) Cols() int       { return w.cols }
 
-// row returns row i as float32s: a view for F32 weights, otherwise the row
-// converted into scratch.
-func (w *weight) row(i int, scratch []float32) []float32 {
-	if w.f32 != nil {
-		return w.f32[i*w.cols : (i+1)*w.cols]
-	}
-	w.decode(w.data[i*w.rowBytes:(i+1)*w.rowBytes], scratch[:w.cols])
-	return scratch[:w.cols]
+// row converts row i to float32s in dst[:w.cols].
+func (w *weight) row(i int, dst []float32) []float32 {
+	w.decode(w.data[i*w.rowBytes:(i+1)*w.rowBytes], dst[:w.cols])
+	return dst[:w.cols]
 }
 
 func loadWeight(t gguf.Tensor) (*weight, error) {
@@ -62,6 +60,9 @@ func loadWeight(t gguf.Tensor) (*weight, error) {
 		return nil, fmt.Errorf("load weight %q: tensor type %s is not supported by the cpu backend", t.Name, t.Type)
 	}
 	cols, rows := t.Shape[0], t.Shape[1]
+	if cols <= 0 || rows <= 0 {
+		return nil, fmt.Errorf("load weight %q: shape %v is empty", t.Name, t.Shape)
+	}
 	rb, err := t.Type.RowSize(cols)
 	if err != nil {
 		return nil, fmt.Errorf("load weight %q: %w", t.Name, err)
@@ -70,28 +71,10 @@ func loadWeight(t gguf.Tensor) (*weight, error) {
 		return nil, fmt.Errorf("load weight %q: %d bytes of data, %s %v needs %d", t.Name, len(t.Data), t.Type, t.Shape, rb*rows)
 	}
 	w := &weight{typ: t.Type, rows: rows, cols: cols, rowBytes: rb, data: t.Data, decode: dec}
-	if t.Type == ggml.TypeF32 {
-		w.f32 = floatView(t.Data)
+	if kernels.Supports(t.Type) {
+		if w.mat, err = kernels.NewMatrix(t.Type, rows, cols, t.Data); err != nil {
+			return nil, fmt.Errorf("load weight %q: %w", t.Name, err)
+		}
 	}
 	return w, nil
 }
-
-// floatView returns b as little-endian float32s: a view when b is aligned
-// for float32 (tensor data in a GGUF mapping always is), otherwise a copy.
-func floatView(b []byte) []float32 {
-	n := len(b) / 4
-	if n == 0 {
-		return []float32{}
-	}
-	if uintptr(unsafe.Pointer(&b[0]))%unsafe.Alignof(float32(0)) == 0 && littleEndian {
-		return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), n)
-	}
-	f := make([]float32, n)
-	ggml.F32RowFromBytes(b, f)
-	return f
-}
-
-var littleEndian = func() bool {
-	x := uint16(1)
-	return *(*byte)(unsafe.Pointer(&x)) == 1
-}()
