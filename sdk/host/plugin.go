@@ -336,6 +336,7 @@ func (p *Plugin) Close() error {
 	p.closed.Do(func() {
 		if p.attached {
 			_ = p.rpc.Close() // asks the served plugin to stop
+			p.waitExit(5 * time.Second)
 			return
 		}
 		killed := make(chan struct{})
