@@ -30,6 +30,7 @@ and correct its next-token distribution per request. A head is a directory
 func newHeadsInitCommand() *cobra.Command {
 	var (
 		model, out, bridge, taps string
+		dtype                    string
 		blocks, width, heads     int
 		ffn, bridgeDim           int
 		alpha                    float32
@@ -63,7 +64,7 @@ stays close to the base; --alpha 0 makes it return exactly the base.`,
 				return fmt.Errorf("heads init: %s: %w", path, err)
 			}
 			c := carryonhead.DefaultConfig(base)
-			c.Blocks, c.Width, c.Alpha, c.Seed = blocks, width, alpha, seed
+			c.Blocks, c.Width, c.Alpha, c.Seed, c.DType = blocks, width, alpha, seed, dtype
 			c.Heads = heads
 			if c.Heads == 0 {
 				c.Heads = max(1, width/16)
@@ -91,8 +92,8 @@ stays close to the base; --alpha 0 makes it return exactly the base.`,
 			if err := h.Save(out); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: carry-on head for %s (%s, d=%d, %d layers): r=%d, %d blocks, bridge %s, taps %v, alpha %g, %d parameters\nversion %s\n",
-				out, path, base.Arch, base.Dim, base.Layers, c.Width, c.Blocks, c.Bridge.Kind, h.Config().Taps, c.Alpha, h.Parameters(), h.Version())
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: carry-on head for %s (%s, d=%d, %d layers): r=%d, %d blocks, bridge %s, taps %v, alpha %g, %d %s parameters\nversion %s\n",
+				out, path, base.Arch, base.Dim, base.Layers, c.Width, c.Blocks, c.Bridge.Kind, h.Config().Taps, c.Alpha, h.Parameters(), c.DType, h.Version())
 			return nil
 		},
 	}
@@ -108,6 +109,7 @@ stays close to the base; --alpha 0 makes it return exactly the base.`,
 	fl.StringVar(&taps, "taps", "final", `base layers to read, comma-separated: "final" (the final-norm state) or a layer index`)
 	fl.Float32Var(&alpha, "alpha", 1, "merge scale α of the delta (0 gives exactly the base model)")
 	fl.Uint64Var(&seed, "seed", 0, "seed of the random initial weights")
+	fl.StringVar(&dtype, "dtype", carryonhead.DTypeF16, "weight type of the head's matrices: f16 or f32")
 	fl.BoolVar(&force, "force", false, "overwrite the files of an existing head directory")
 	return cmd
 }

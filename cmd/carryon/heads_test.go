@@ -12,7 +12,7 @@ import (
 func TestHeadsInit(t *testing.T) {
 	model := testdataPath(t, "stories260K.gguf")
 	dir := filepath.Join(t.TempDir(), "head")
-	out, err := carryon(t, "heads", "init", "--model", model, "--out", dir, "--layers", "1", "--dim", "32", "--bridge", "int8", "--alpha", "0.5", "--seed", "7", "--taps", "final,2")
+	out, err := carryon(t, "heads", "init", "--model", model, "--out", dir, "--layers", "1", "--dim", "32", "--bridge", "int8", "--alpha", "0.5", "--seed", "7", "--taps", "final,2", "--dtype", "f32")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,7 +22,7 @@ func TestHeadsInit(t *testing.T) {
 	}
 	c := h.Config()
 	if c.Base.Dim != 64 || c.Base.Vocab != 512 || c.Blocks != 1 || c.Width != 32 || c.Heads != 2 || c.FFN != 128 ||
-		c.Bridge.Kind != "int8" || c.Alpha != 0.5 || c.Seed != 7 || len(c.Taps) != 2 || c.Taps[1] != 2 {
+		c.Bridge.Kind != "int8" || c.DType != "f32" || c.Alpha != 0.5 || c.Seed != 7 || len(c.Taps) != 2 || c.Taps[1] != 2 {
 		t.Fatalf("config %+v", c)
 	}
 	if !strings.Contains(out, "version "+h.Version()) {
@@ -34,7 +34,7 @@ func TestHeadsInit(t *testing.T) {
 		t.Fatal("init into a non-empty directory succeeded without --force")
 	}
 	again := t.TempDir()
-	if _, err := carryon(t, "heads", "init", "-m", model, "-o", again, "--layers", "1", "--dim", "32", "--bridge", "int8", "--alpha", "0.5", "--seed", "7", "--taps", "final,2"); err != nil {
+	if _, err := carryon(t, "heads", "init", "-m", model, "-o", again, "--layers", "1", "--dim", "32", "--bridge", "int8", "--alpha", "0.5", "--seed", "7", "--taps", "final,2", "--dtype", "f32"); err != nil {
 		t.Fatal(err)
 	}
 	if v, _ := carryonhead.DirVersion(again); v != h.Version() {
@@ -46,6 +46,7 @@ func TestHeadsInit(t *testing.T) {
 		{"--layers", "5"},
 		{"--taps", "final,99"},
 		{"--bridge-dim", "8"},
+		{"--dtype", "q8"},
 	} {
 		args := append([]string{"heads", "init", "-m", model, "-o", t.TempDir()}, bad...)
 		if _, err := carryon(t, args...); err == nil {

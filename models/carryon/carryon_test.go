@@ -296,8 +296,15 @@ func TestBadRowsChangeNothing(t *testing.T) {
 }
 
 func TestSaveLoad(t *testing.T) {
+	for _, dtype := range []string{DTypeF32, DTypeF16} {
+		t.Run(dtype, func(t *testing.T) { testSaveLoad(t, dtype) })
+	}
+}
+
+func testSaveLoad(t *testing.T, dtype string) {
 	c := testConfig(40)
 	c.Bridge = Bridge{Kind: BridgeLinear, Dim: 12}
+	c.DType = dtype
 	h := newHead(t, c)
 	dir := filepath.Join(t.TempDir(), "head")
 	if err := h.Save(dir); err != nil {
@@ -379,6 +386,34 @@ func TestLoadRejectsBadDirectories(t *testing.T) {
 	}
 }
 
+func TestF16WeightsAreCloseToF32(t *testing.T) {
+	c := testConfig(90)
+	c.DType = DTypeF32
+	h32 := newHead(t, c)
+	c.DType = DTypeF16
+	h16 := newHead(t, c)
+	if h16.Version() == h32.Version() {
+		t.Fatal("f16 and f32 heads share a version")
+	}
+	in := inputs(91, 6, c.InputDim())
+	a, _ := h32.Forward(context.Background(), seqRows("", 1, 0, in))
+	b, err := h16.Forward(context.Background(), seqRows("", 1, 0, in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var worst, scale float64
+	for i := range a {
+		for j := range a[i] {
+			worst = math.Max(worst, math.Abs(float64(a[i][j]-b[i][j])))
+			scale = math.Max(scale, math.Abs(float64(a[i][j])))
+		}
+	}
+	// Half precision keeps 11 significant bits of each weight.
+	if worst > 5e-3*scale {
+		t.Fatalf("f16 head differs by %v (max |Δ| %v)", worst, scale)
+	}
+}
+
 func TestConfigValidation(t *testing.T) {
 	for name, mutate := range map[string]func(*Config){
 		"zero width":     func(c *Config) { c.Width = 0 },
@@ -391,6 +426,7 @@ func TestConfigValidation(t *testing.T) {
 		"nan alpha":      func(c *Config) { c.Alpha = float32(math.NaN()) },
 		"no base dim":    func(c *Config) { c.Base.Dim = 0 },
 		"negative theta": func(c *Config) { c.RopeTheta = -1 },
+		"bf16 dtype":     func(c *Config) { c.DType = "bf16" },
 	} {
 		c := testConfig(1)
 		mutate(&c)

@@ -23,6 +23,14 @@ const (
 	BridgeLinear   = "linear"
 )
 
+// Weight types: the type a head keeps and multiplies its matrices in
+// (vectors are always F32). F16 halves the memory a Forward over many heads
+// reads, which is what bounds it.
+const (
+	DTypeF32 = "f32"
+	DTypeF16 = "f16"
+)
+
 // ErrConfig is wrapped by every error about an invalid head configuration.
 var ErrConfig = errors.New("invalid carry-on head config")
 
@@ -82,13 +90,16 @@ type Config struct {
 	Context int `json:"context,omitempty"`
 	// Alpha scales the delta; 0 makes the head return exactly zero.
 	Alpha float32 `json:"alpha"`
+	// DType is the weight type of the matrices, DTypeF32 or DTypeF16;
+	// empty means DTypeF32.
+	DType string `json:"dtype,omitempty"`
 	// Seed seeded the random initial weights.
 	Seed uint64 `json:"seed"`
 }
 
 // DefaultConfig returns the configuration of a fresh head for base: width
 // 64, two blocks of four attention heads, an MLP of 4×width, an identity
-// bridge over the final-norm state, α = 1.
+// bridge over the final-norm state, α = 1, F16 matrices.
 func DefaultConfig(base Base) Config {
 	return Config{
 		Type:      Type,
@@ -102,6 +113,7 @@ func DefaultConfig(base Base) Config {
 		RopeTheta: 10000,
 		NormEps:   1e-5,
 		Alpha:     1,
+		DType:     DTypeF16,
 	}
 }
 
@@ -111,6 +123,14 @@ func (c *Config) taps() []int {
 		return []int{FinalLayer}
 	}
 	return c.Taps
+}
+
+// dtype returns the weight type with the default filled in.
+func (c *Config) dtype() string {
+	if c.DType == "" {
+		return DTypeF32
+	}
+	return c.DType
 }
 
 // InputDim returns the width of a row's input: one base width per tap.
@@ -166,6 +186,8 @@ func (c *Config) Validate() error {
 		return bad("alpha %v", c.Alpha)
 	case len(c.Taps) > 64:
 		return bad("%d taps", len(c.Taps))
+	case c.DType != "" && c.DType != DTypeF32 && c.DType != DTypeF16:
+		return bad("dtype %q (f32 or f16)", c.DType)
 	}
 	seen := map[int]bool{}
 	for _, t := range c.taps() {

@@ -13,6 +13,10 @@
 // The head returns α·g_t⊙Δx_t; the caller adds it to x_t and applies the
 // base's LM head. With α = 0 the result is exactly zero.
 //
+// Matrices are kept and multiplied in F16 (the default) or F32; vectors and
+// activations are F32. A Forward over many distinct heads is bound by reading
+// their weights, so F16 halves its cost.
+//
 // A head lives in a directory: config.json (Config) and weights.safetensors.
 // Its version is the SHA-256 of both files' contents (Version). A Set holds
 // many heads and runs rows of different heads and sequences in one Forward

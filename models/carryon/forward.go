@@ -164,7 +164,7 @@ func (st *seqState) truncate(n, width int) {
 // scratch is a worker's temporary storage, grown as needed.
 type scratch struct {
 	u, x, a, q, k, v, att, f1, f2 []float32
-	d, g                          []float32
+	d, g, tmp                     []float32
 	scores, cos, sin              []float32
 }
 
@@ -200,11 +200,11 @@ func (h *Head) run(u *unit, rows []Row, out [][]float32, s *scratch) {
 		}
 	case BridgeLinear:
 		s.a = grow(s.a, m*b)
-		linear(s.a, w.bridge, nil, s.u, m, in, b)
+		linear(s.a, &w.bridge, nil, s.u, m, in, b)
 		src, width = s.a, b
 	}
 	s.x = grow(s.x, m*r)
-	linear(s.x, w.in, w.inBias, src, m, width, r)
+	linear(s.x, &w.in, w.inBias, src, m, width, r)
 
 	// Rotary angles per row and frequency.
 	half := hd / 2
@@ -222,6 +222,7 @@ func (h *Head) run(u *unit, rows []Row, out [][]float32, s *scratch) {
 	s.q, s.k, s.v, s.att = grow(s.q, m*r), grow(s.k, m*r), grow(s.v, m*r), grow(s.att, m*r)
 	s.f1, s.f2 = grow(s.f1, m*f), grow(s.f2, m*f)
 	s.scores = grow(s.scores, pos0+m)
+	s.tmp = grow(s.tmp, r)
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	st := u.st
 	for l := range w.blocks {
@@ -229,9 +230,9 @@ func (h *Head) run(u *unit, rows []Row, out [][]float32, s *scratch) {
 		for i := range m {
 			kernels.RMSNorm(s.a[i*r:(i+1)*r], s.x[i*r:(i+1)*r], bw.attnNorm, c.NormEps)
 		}
-		linear(s.q, bw.q, nil, s.a, m, r, r)
-		linear(s.k, bw.k, nil, s.a, m, r, r)
-		linear(s.v, bw.v, nil, s.a, m, r, r)
+		linear(s.q, &bw.q, nil, s.a, m, r, r)
+		linear(s.k, &bw.k, nil, s.a, m, r, r)
+		linear(s.v, &bw.v, nil, s.a, m, r, r)
 		for i := range m {
 			cs, sn := s.cos[i*half:(i+1)*half], s.sin[i*half:(i+1)*half]
 			for hh := range c.Heads {
@@ -248,14 +249,14 @@ func (h *Head) run(u *unit, rows []Row, out [][]float32, s *scratch) {
 				kernels.AttendF32(s.att[i*r+o:i*r+o+hd], s.q[i*r+o:i*r+o+hd], st.k[l][o:], st.v[l][o:], n, r, scale, s.scores[:n])
 			}
 		}
-		linearAdd(s.x, bw.o, s.att, m, r, r)
+		linearAdd(s.x, &bw.o, s.att, m, r, r, s.tmp)
 		for i := range m {
 			kernels.RMSNorm(s.a[i*r:(i+1)*r], s.x[i*r:(i+1)*r], bw.ffnNorm, c.NormEps)
 		}
-		linear(s.f1, bw.ffnGate, nil, s.a, m, r, f)
-		linear(s.f2, bw.ffnUp, nil, s.a, m, r, f)
+		linear(s.f1, &bw.ffnGate, nil, s.a, m, r, f)
+		linear(s.f2, &bw.ffnUp, nil, s.a, m, r, f)
 		kernels.SwiGLU(s.f1, s.f1, s.f2)
-		linearAdd(s.x, bw.ffnDown, s.f1, m, f, r)
+		linearAdd(s.x, &bw.ffnDown, s.f1, m, f, r, s.tmp)
 	}
 	st.n = pos0 + m
 
@@ -263,8 +264,8 @@ func (h *Head) run(u *unit, rows []Row, out [][]float32, s *scratch) {
 		kernels.RMSNorm(s.a[i*r:(i+1)*r], s.x[i*r:(i+1)*r], w.outNorm, c.NormEps)
 	}
 	s.d, s.g = grow(s.d, m*d), grow(s.g, m*d)
-	linear(s.d, w.delta, w.deltaBias, s.a, m, r, d)
-	linear(s.g, w.gate, w.gateBias, s.a, m, r, d)
+	linear(s.d, &w.delta, w.deltaBias, s.a, m, r, d)
+	linear(s.g, &w.gate, w.gateBias, s.a, m, r, d)
 	for i, ri := range u.rows {
 		dst := out[ri]
 		if c.Alpha == 0 {
@@ -280,13 +281,10 @@ func (h *Head) run(u *unit, rows []Row, out [][]float32, s *scratch) {
 
 // linear sets dst[i·out+o] = w[o]·x[i] + bias[o] for m rows x[i] of n
 // floats and a weight matrix w of out rows.
-func linear(dst, w, bias, x []float32, m, n, out int) {
+func linear(dst []float32, w *matrix, bias, x []float32, m, n, out int) {
 	for i := range m {
-		xi := x[i*n : (i+1)*n]
 		di := dst[i*out : (i+1)*out]
-		for o := range out {
-			di[o] = kernels.DotF32(w[o*n:(o+1)*n], xi)
-		}
+		w.dotRows(di, x[i*n:(i+1)*n])
 		if bias != nil {
 			for o := range out {
 				di[o] += bias[o]
@@ -295,13 +293,14 @@ func linear(dst, w, bias, x []float32, m, n, out int) {
 	}
 }
 
-// linearAdd adds w·x[i] to dst's rows (a residual connection).
-func linearAdd(dst, w, x []float32, m, n, out int) {
+// linearAdd adds w·x[i] to dst's rows (a residual connection), using tmp
+// (out floats) as scratch.
+func linearAdd(dst []float32, w *matrix, x []float32, m, n, out int, tmp []float32) {
 	for i := range m {
-		xi := x[i*n : (i+1)*n]
+		w.dotRows(tmp[:out], x[i*n:(i+1)*n])
 		di := dst[i*out : (i+1)*out]
 		for o := range out {
-			di[o] += kernels.DotF32(w[o*n:(o+1)*n], xi)
+			di[o] += tmp[o]
 		}
 	}
 }

@@ -10,7 +10,8 @@ import (
 // definitions: no cache (every position's attention is recomputed over the
 // whole prefix), no kernels, the weights read from the head.
 
-func refLinear(w []float32, bias []float32, x []float64, out int) []float64 {
+func refLinear(m *matrix, bias []float32, x []float64, out int) []float64 {
+	w := m.float32s()
 	n := len(x)
 	y := make([]float64, out)
 	for o := range out {
@@ -63,15 +64,16 @@ func refForward(h *Head, in [][]float32) [][]float64 {
 			u[i] = float64(v)
 		}
 		if c.Bridge.Kind == BridgeLinear {
-			u = refLinear(w.bridge, nil, u, c.bridgeDim())
+			u = refLinear(&w.bridge, nil, u, c.bridgeDim())
 		}
-		xs[t] = refLinear(w.in, w.inBias, u, r)
+		xs[t] = refLinear(&w.in, w.inBias, u, r)
 	}
-	for _, bw := range w.blocks {
+	for l := range w.blocks {
+		bw := &w.blocks[l]
 		q, k, v := make([][]float64, T), make([][]float64, T), make([][]float64, T)
 		for t := range T {
 			a := refRMSNorm(xs[t], bw.attnNorm, c.NormEps)
-			q[t], k[t], v[t] = refLinear(bw.q, nil, a, r), refLinear(bw.k, nil, a, r), refLinear(bw.v, nil, a, r)
+			q[t], k[t], v[t] = refLinear(&bw.q, nil, a, r), refLinear(&bw.k, nil, a, r), refLinear(&bw.v, nil, a, r)
 			for hh := range c.Heads {
 				refRoPE(q[t][hh*hd:(hh+1)*hd], t, float64(c.RopeTheta))
 				refRoPE(k[t][hh*hd:(hh+1)*hd], t, float64(c.RopeTheta))
@@ -102,16 +104,16 @@ func refForward(h *Head, in [][]float32) [][]float64 {
 					}
 				}
 			}
-			proj := refLinear(bw.o, nil, att, r)
+			proj := refLinear(&bw.o, nil, att, r)
 			for i := range r {
 				xs[t][i] += proj[i]
 			}
 			m := refRMSNorm(xs[t], bw.ffnNorm, c.NormEps)
-			g, u := refLinear(bw.ffnGate, nil, m, f), refLinear(bw.ffnUp, nil, m, f)
+			g, u := refLinear(&bw.ffnGate, nil, m, f), refLinear(&bw.ffnUp, nil, m, f)
 			for i := range f {
 				g[i] = g[i] / (1 + math.Exp(-g[i])) * u[i]
 			}
-			down := refLinear(bw.ffnDown, nil, g, r)
+			down := refLinear(&bw.ffnDown, nil, g, r)
 			for i := range r {
 				xs[t][i] += down[i]
 			}
@@ -120,8 +122,8 @@ func refForward(h *Head, in [][]float32) [][]float64 {
 	out := make([][]float64, T)
 	for t := range T {
 		hn := refRMSNorm(xs[t], w.outNorm, c.NormEps)
-		dl := refLinear(w.delta, w.deltaBias, hn, d)
-		gt := refLinear(w.gate, w.gateBias, hn, d)
+		dl := refLinear(&w.delta, w.deltaBias, hn, d)
+		gt := refLinear(&w.gate, w.gateBias, hn, d)
 		out[t] = make([]float64, d)
 		for i := range d {
 			out[t][i] = float64(c.Alpha) / (1 + math.Exp(-gt[i])) * dl[i]
@@ -136,14 +138,16 @@ func TestAgainstFloat64Reference(t *testing.T) {
 		blocks int
 		bridge Bridge
 		taps   []int
+		dtype  string
 	}{
-		{"one block", 1, Bridge{Kind: BridgeIdentity}, nil},
-		{"two blocks, linear bridge, two taps", 2, Bridge{Kind: BridgeLinear, Dim: 10}, []int{FinalLayer, 2}},
-		{"four blocks", 4, Bridge{Kind: BridgeIdentity}, []int{0}},
+		{"one block", 1, Bridge{Kind: BridgeIdentity}, nil, DTypeF32},
+		{"two blocks, linear bridge, two taps", 2, Bridge{Kind: BridgeLinear, Dim: 10}, []int{FinalLayer, 2}, DTypeF32},
+		{"four blocks", 4, Bridge{Kind: BridgeIdentity}, []int{0}, DTypeF32},
+		{"two blocks, f16 weights", 2, Bridge{Kind: BridgeLinear}, nil, DTypeF16},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := testConfig(80)
-			c.Blocks, c.Bridge, c.Taps = tc.blocks, tc.bridge, tc.taps
+			c.Blocks, c.Bridge, c.Taps, c.DType = tc.blocks, tc.bridge, tc.taps, tc.dtype
 			c.Alpha = 100 // deltas of order one
 			h := newHead(t, c)
 			// Give biases and norms non-trivial values so that they are
