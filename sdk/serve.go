@@ -48,16 +48,18 @@ func newServeOptions(opts []ServeOption) serveOptions {
 // NewLogger returns a logger that writes JSON lines to standard error, which
 // is where the core reads a plugin's logs (standard output is reserved for
 // the handshake). Its level is the one the core asked for when it started
-// the plugin, Info otherwise.
+// the plugin, Info otherwise. It may be created before or while serving.
 func NewLogger(name string) hclog.Logger {
 	level := hclog.LevelFromString(os.Getenv(wire.EnvLogLevel))
 	if level == hclog.NoLevel {
 		level = hclog.Info
 	}
 	return hclog.New(&hclog.LoggerOptions{
-		Name:       name,
-		Level:      level,
-		Output:     os.Stderr,
+		Name:  name,
+		Level: level,
+		// File descriptor 2 itself: while a plugin serves, os.Stderr is
+		// redirected into a stream the core does not log.
+		Output:     os.NewFile(2, "stderr"),
 		JSONFormat: true,
 	})
 }

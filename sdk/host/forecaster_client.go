@@ -32,9 +32,8 @@ func (forecasterPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *g
 // ForecasterClient calls a forecaster plugin. It implements sdk.Forecaster;
 // its methods are safe for concurrent use and return *Error values.
 type ForecasterClient struct {
-	p    *Plugin
-	rpc  forecasterRPC
-	info sdk.PluginInfo
+	p   *Plugin
+	rpc forecasterRPC
 }
 
 var _ sdk.Forecaster = (*ForecasterClient)(nil)

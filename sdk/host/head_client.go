@@ -35,9 +35,8 @@ func (headPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.Cl
 // methods are safe for concurrent use. Errors are *Error values (see
 // package doc for their kinds).
 type HeadClient struct {
-	p    *Plugin
-	rpc  headRPC
-	info sdk.PluginInfo
+	p   *Plugin
+	rpc headRPC
 }
 
 var _ sdk.Head = (*HeadClient)(nil)
@@ -102,6 +101,9 @@ func (c *HeadClient) Release(ctx context.Context, seqs []sdk.SeqID) error {
 func (c *HeadClient) Forward(ctx context.Context, rows []sdk.Row) ([][]float32, error) {
 	if c.p.Exited() {
 		return nil, c.p.exitedError("forward")
+	}
+	if len(rows) == 0 {
+		return [][]float32{}, nil
 	}
 	type group struct {
 		head string

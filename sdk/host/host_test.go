@@ -2,6 +2,7 @@ package host_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	hclog "github.com/hashicorp/go-hclog"
 
 	"github.com/carryon/carryon/sdk"
 	"github.com/carryon/carryon/sdk/host"
@@ -90,6 +93,53 @@ func TestStartAndCall(t *testing.T) {
 	}
 	if !errors.Is(err, sdk.ErrUnsupported) {
 		t.Fatalf("Train: %v", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestPluginLogsReachTheHost(t *testing.T) {
+	path := echoHead(t)
+	sum, _ := host.FileChecksum(path)
+	var buf syncBuffer
+	log := hclog.New(&hclog.LoggerOptions{Name: "core", Level: hclog.Info, Output: &buf})
+	p, err := host.Start(context.Background(), host.Config{Path: path, Checksum: sum, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	h, err := p.Head(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Load(context.Background(), "logged-head", t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(buf.String(), "id=logged-head") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the plugin's log line did not arrive; host log:\n%s", buf.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(buf.String(), "[INFO]  core.echohead") {
+		t.Errorf("plugin lines are not under the binary's name:\n%s", buf.String())
 	}
 }
 

@@ -125,10 +125,11 @@ func dialOptions() []grpc.DialOption {
 }
 
 // Start starts the plugin binary cfg.Path, checks its checksum, completes
-// the handshake and connects to it. ctx bounds the start only; the process
-// lives until Close, a crash, or the end of the core's process (on Linux the
-// kernel kills plugins whose core dies; elsewhere plugins notice it within a
-// second and exit).
+// the handshake and connects to it. ctx bounds the start only (its deadline
+// shortens StartTimeout; a cancellation takes effect when the handshake ends
+// or times out); the process lives until Close, a crash, or the end of the
+// core's process (on Linux the kernel kills plugins whose core dies;
+// elsewhere plugins notice it within a second and exit).
 func Start(ctx context.Context, cfg Config) (*Plugin, error) {
 	name := filepath.Base(cfg.Path)
 	if cfg.Path == "" {
@@ -147,6 +148,13 @@ func Start(ctx context.Context, cfg Config) (*Plugin, error) {
 		cmd.Env = append(cmd.Env, wire.EnvLogLevel+"="+level.String())
 	}
 	killWithParent(cmd)
+	timeout := cfg.StartTimeout
+	if timeout <= 0 {
+		timeout = time.Minute
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
+		timeout = max(time.Until(dl), time.Millisecond)
+	}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  wire.Handshake(),
 		VersionedPlugins: pluginSets(cfg.Versions),
@@ -156,7 +164,7 @@ func Start(ctx context.Context, cfg Config) (*Plugin, error) {
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		Logger:           logger,
-		StartTimeout:     cfg.StartTimeout,
+		StartTimeout:     timeout,
 		GRPCDialOptions:  dialOptions(),
 	})
 
@@ -370,14 +378,12 @@ func (p *Plugin) Head(ctx context.Context) (*HeadClient, error) {
 		return nil, fmt.Errorf("plugin %s: %w", p.name, err)
 	}
 	c := &HeadClient{p: p, rpc: raw.(headRPC)}
-	info, err := c.Info(ctx)
-	if err != nil {
+	if _, err := c.Info(ctx); err != nil {
 		if errors.Is(err, sdk.ErrUnsupported) {
 			return nil, fmt.Errorf("plugin %s: %w: heads", p.name, ErrKind)
 		}
 		return nil, err
 	}
-	c.info = info
 	p.head = c
 	return c, nil
 }
@@ -395,14 +401,12 @@ func (p *Plugin) Forecaster(ctx context.Context) (*ForecasterClient, error) {
 		return nil, fmt.Errorf("plugin %s: %w", p.name, err)
 	}
 	c := &ForecasterClient{p: p, rpc: raw.(forecasterRPC)}
-	info, err := c.Info(ctx)
-	if err != nil {
+	if _, err := c.Info(ctx); err != nil {
 		if errors.Is(err, sdk.ErrUnsupported) {
 			return nil, fmt.Errorf("plugin %s: %w: forecasters", p.name, ErrKind)
 		}
 		return nil, err
 	}
-	c.info = info
 	p.forecaster = c
 	return c, nil
 }
