@@ -14,7 +14,7 @@
 // be run by hand), verifies its checksum, negotiates the protocol version
 // (ProtocolVersion) and talks to it over gRPC with mutual TLS on a local
 // socket. Standard output is the handshake channel and must not be written
-// to; logs go to standard error as JSON lines (use the logger that Logger
+// to; logs go to standard error as JSON lines (use the logger that NewLogger
 // returns), which the core folds into its own log. A plugin exits when the
 // core closes it and, on its own, when the core's process goes away.
 //

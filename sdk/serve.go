@@ -15,10 +15,12 @@ import (
 	"github.com/carryon/carryon/sdk/internal/wire"
 )
 
-// ProtocolVersion is the version of the carryon plugin protocol that this
-// package serves. The core refuses to start a plugin that serves no version
-// it speaks, with an error that names both sides' versions.
-const ProtocolVersion = wire.ProtocolVersion
+// ProtocolVersion is the version of the carryon plugin protocol (the
+// carryon.v1 services and their semantics) that this package serves. Hosts
+// and plugins list the versions they speak and the highest common one is
+// used; the core refuses to start a plugin with no version in common, with
+// an error that names both sides' versions.
+const ProtocolVersion = 1
 
 // ServeOption changes how ServeHead, ServeForecaster and their in-process
 // variants serve a plugin.
@@ -83,7 +85,7 @@ func serve(set plugin.PluginSet, impl any, o serveOptions) {
 	go watchParent(o.logger, os.Getppid(), time.Second)
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  wire.Handshake(),
-		VersionedPlugins: map[int]plugin.PluginSet{wire.ProtocolVersion: set},
+		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: set},
 		GRPCServer:       newGRPCServer,
 		Logger:           o.logger,
 	})
@@ -159,7 +161,7 @@ func serveInProcess(ctx context.Context, set plugin.PluginSet, impl any, o serve
 		defer close(done)
 		plugin.Serve(&plugin.ServeConfig{
 			HandshakeConfig:  wire.Handshake(),
-			VersionedPlugins: map[int]plugin.PluginSet{wire.ProtocolVersion: set},
+			VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: set},
 			GRPCServer:       newGRPCServer,
 			Logger:           o.logger,
 			Test: &plugin.ServeTestConfig{

@@ -102,7 +102,7 @@ func FileChecksum(path string) ([]byte, error) {
 // pluginSets returns the client-side plugin sets for the given versions.
 func pluginSets(versions []int) map[int]plugin.PluginSet {
 	if len(versions) == 0 {
-		versions = []int{wire.ProtocolVersion}
+		versions = []int{sdk.ProtocolVersion}
 	}
 	sets := make(map[int]plugin.PluginSet, len(versions))
 	for _, v := range versions {
@@ -257,7 +257,7 @@ func Attach(ctx context.Context, a sdk.Attachment, logger hclog.Logger) (*Plugin
 	sets := pluginSets(nil)
 	set, ok := sets[a.ProtocolVersion]
 	if !ok {
-		return nil, fmt.Errorf("attach plugin at %s: %w: it serves version %d, this host speaks %d", a.Address, ErrIncompatible, a.ProtocolVersion, wire.ProtocolVersion)
+		return nil, fmt.Errorf("attach plugin at %s: %w: it serves version %d, this host speaks %d", a.Address, ErrIncompatible, a.ProtocolVersion, sdk.ProtocolVersion)
 	}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig: wire.Handshake(),

@@ -4,12 +4,6 @@ import (
 	plugin "github.com/hashicorp/go-plugin"
 )
 
-// ProtocolVersion is the version of the carryon plugin protocol (the
-// carryon.v1 services and their semantics) that this code speaks. Hosts and
-// plugins list the versions they support and go-plugin picks the highest
-// common one; a plugin with no version in common is refused at start.
-const ProtocolVersion = 1
-
 // Handshake returns the go-plugin handshake every carryon plugin uses. The
 // magic cookie only keeps a plugin binary from being run by hand by mistake;
 // it is not a security measure (AutoMTLS and checksums are).
