@@ -44,12 +44,30 @@ func v99(t *testing.T) string {
 	return v99Path
 }
 
-// onceTB keeps a build's temporary directory for the whole test binary run
-// (the first test's TempDir would vanish when that test ends).
+// buildDir holds the plugins built for the whole test binary run (the
+// first test's TempDir would vanish when that test ends).
+var buildDir string
+
+func TestMain(m *testing.M) {
+	if os.Getenv("CARRYON_HOST_TEST_PLUGIN") != "" {
+		os.Exit(m.Run()) // the core process of TestPluginExitsWithItsCore
+	}
+	dir, err := os.MkdirTemp("", "carryon-host-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	buildDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// onceTB builds into buildDir.
 type onceTB struct{ *testing.T }
 
 func (o *onceTB) TempDir() string {
-	dir, err := os.MkdirTemp("", "carryon-host-test")
+	dir, err := os.MkdirTemp(buildDir, "plugin")
 	if err != nil {
 		o.Fatal(err)
 	}
