@@ -44,6 +44,9 @@ type kernelSet struct {
 	prepQ8_0 func(dst []byte, x []float32, k int32)
 	// prepQ8_K quantizes one row into the actQ8_K layout.
 	prepQ8_K func(dst []byte, x []float32)
+	// pack returns w's weights in a layout of this set's own for its
+	// mul, or nil where the set reads the ggml layout (see PackMatrix).
+	pack func(w *Matrix) []byte
 }
 
 var generic = kernelSet{

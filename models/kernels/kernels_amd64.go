@@ -52,6 +52,7 @@ var avx512Set = kernelSet{
 	mul:         mulAVX512,
 	prepQ8_0:    prepQ8_0Fast,
 	prepQ8_K:    prepQ8_KFast,
+	pack:        packAVX512,
 }
 
 // active is the kernel set in use.
@@ -523,9 +524,79 @@ func mulAVX512(dst []float32, w *Matrix, a *Activations, lo, hi int) {
 	if hi <= lo {
 		return
 	}
+	if w.packed != nil {
+		mulPanels(dst, w, a, lo, hi)
+		return
+	}
 	if w.typ == ggml.TypeF32 {
 		mulF32Rows(dst, w, a, lo, hi)
 		return
 	}
 	mulTiled(dst, w, a, lo, hi, kernelFor(w.typ, true))
+}
+
+//go:noescape
+func q80Panels512(w unsafe.Pointer, pstride uintptr, x unsafe.Pointer, blocks int, out *float32, rows int)
+
+//go:noescape
+func q80Panels4x512(w unsafe.Pointer, pstride uintptr, t *tile4, blocks int, rows int)
+
+// packAVX512 returns the panel layout of Q8_0 weights, the one type whose
+// AVX-512 kernels read a layout of their own.
+func packAVX512(w *Matrix) []byte {
+	if w.typ != ggml.TypeQ8_0 {
+		return nil
+	}
+	return packQ8_0(w.data, w.rows, w.cols)
+}
+
+// mulPanels is mulTiled for a matrix in the panel layout. A range that
+// starts inside a panel computes that panel into scratch first; the last
+// panel of the range is stored under a mask by the kernels.
+func mulPanels(dst []float32, w *Matrix, a *Activations, lo, hi int) {
+	nb := w.cols / qk8_0
+	ps := panelStride(nb)
+	if lo%panelRows != 0 {
+		p := lo / panelRows
+		n := min(panelRows, w.rows-p*panelRows) // rows of this panel
+		var scratch [4 * panelRows]float32
+		end := min(hi, p*panelRows+n)
+		pp := unsafe.Pointer(&w.packed[p*ps])
+		for r := 0; r < a.m; r++ {
+			q80Panels512(pp, uintptr(ps), xrow(a, r), nb, &scratch[0], n)
+			copy(dst[r*w.rows+lo:r*w.rows+end], scratch[lo-p*panelRows:end-p*panelRows])
+		}
+		lo = end
+		if lo >= hi {
+			return
+		}
+	}
+	wp := func(row int) unsafe.Pointer { return unsafe.Pointer(&w.packed[row/panelRows*ps]) }
+	if a.m == 1 {
+		q80Panels512(wp(lo), uintptr(ps), xrow(a, 0), nb, &dst[lo], hi-lo)
+		return
+	}
+	// Batches go over the weights in blocks of panels that stay in cache
+	// while every group of four activation rows reads them.
+	blk := hi - lo
+	if a.m > 4 {
+		blk = max(1, tileBlockBytes/ps) * panelRows
+	}
+	var t tile4
+	for b0 := lo; b0 < hi; b0 += blk {
+		n := min(blk, hi-b0)
+		r := 0
+		for ; r+4 <= a.m; r += 4 {
+			for j := range 4 {
+				t.x[j] = xrow(a, r+j)
+				t.out[j] = unsafe.Pointer(&dst[(r+j)*w.rows+b0])
+			}
+			q80Panels4x512(wp(b0), uintptr(ps), &t, nb, n)
+		}
+		// One to three rows left: the one-row kernel costs about a
+		// quarter of a tile each.
+		for ; r < a.m; r++ {
+			q80Panels512(wp(b0), uintptr(ps), xrow(a, r), nb, &dst[r*w.rows+b0], n)
+		}
+	}
 }

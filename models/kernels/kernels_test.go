@@ -381,17 +381,23 @@ func checkMatMul(t *testing.T, c mulCase, data []byte, x []float32) {
 	}
 	want := make([]float32, c.m*c.rows)
 	generic.mul(want, w, &a, 0, c.rows)
+	packed, err := PackMatrix(c.t, c.rows, c.cols, data)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, k := range fastSets() {
-		got := make([]float32, c.m*c.rows)
-		// Split the rows to exercise ranges.
-		mid := c.rows / 2
-		k.mul(got, w, &a, 0, mid)
-		k.mul(got, w, &a, mid, c.rows)
-		for i := range got {
-			mag := rowMagnitude(w, &a, i%c.rows, i/c.rows)
-			if !near(got[i], want[i], mag, 2e-6) {
-				t.Errorf("%s %v: out[%d] = %g, want %g (mag %g)", k.name, c, i, got[i], want[i], mag)
-				return
+		for _, wk := range []*Matrix{w, packed} {
+			got := make([]float32, c.m*c.rows)
+			// Split the rows to exercise ranges.
+			mid := c.rows / 2
+			k.mul(got, wk, &a, 0, mid)
+			k.mul(got, wk, &a, mid, c.rows)
+			for i := range got {
+				mag := rowMagnitude(w, &a, i%c.rows, i/c.rows)
+				if !near(got[i], want[i], mag, 2e-6) {
+					t.Errorf("%s %v (packed %v): out[%d] = %g, want %g (mag %g)", k.name, c, wk.Packed(), i, got[i], want[i], mag)
+					return
+				}
 			}
 		}
 	}

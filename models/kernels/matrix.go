@@ -17,6 +17,9 @@ type Matrix struct {
 	cols     int
 	rowBytes int
 	data     []byte
+	// packed holds the weights in the active kernels' own layout, or nil
+	// (see PackMatrix). The portable code always reads data.
+	packed []byte
 }
 
 // Type returns the weights' storage type.

@@ -69,7 +69,11 @@ type mulTask struct {
 	a   *Activations
 }
 
-func (t *mulTask) Run(lo, hi, _ int) { active.mul(t.dst, t.w, t.a, lo, hi) }
+// Run computes the rows of groups [lo, hi) of panelRows rows, so that
+// threads split packed matrices at panel boundaries.
+func (t *mulTask) Run(lo, hi, _ int) {
+	active.mul(t.dst, t.w, t.a, lo*panelRows, min(hi*panelRows, t.w.rows))
+}
 
 // spinFor is how long an idle worker polls for the next task before it
 // parks. One decode step issues its operations microseconds apart, so
@@ -152,7 +156,7 @@ func (p *Pool) MatMul(dst []float32, w *Matrix, a *Activations) error {
 	}
 	p.mu.Lock()
 	p.mm = mulTask{dst, w, a}
-	p.run(w.rows, &p.mm)
+	p.run((w.rows+panelRows-1)/panelRows, &p.mm)
 	p.mm = mulTask{}
 	p.mu.Unlock()
 	return nil

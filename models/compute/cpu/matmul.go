@@ -14,8 +14,8 @@ type preparedInput struct {
 	act  kernels.Activations
 }
 
-// product is one weight of a mulTask and where its rows start in the
-// task's combined range of output features.
+// product is one weight of a mulTask and where its row groups start in
+// the task's combined range.
 type product struct {
 	dst   []float32
 	w     *weight
@@ -23,8 +23,13 @@ type product struct {
 	start int
 }
 
+// rowGroup is the number of output features a mulTask hands to a thread
+// as one item: whole panels of packed weights (kernels.PackMatrix), and
+// enough work to make the claim of an item cheap.
+const rowGroup = 16
+
 // mulTask computes several products of one input over the concatenation
-// of their weights' rows, so that one parallel pass covers them all.
+// of their weights' row groups, so that one parallel pass covers them all.
 type mulTask struct {
 	b     *Backend
 	x     []float32 // the input rows, for weights without kernels
@@ -80,10 +85,10 @@ func (b *Backend) mulPrepared(x []float32, rows int) {
 			p.act = b.prepared(p.w.typ, x, rows, cols)
 		}
 		p.start = total
-		total += p.w.rows
+		total += (p.w.rows + rowGroup - 1) / rowGroup
 	}
 	t.x, t.m = x, rows
-	b.run(total, total*cols*rows, t)
+	b.run(total, total*rowGroup*cols*rows, t)
 }
 
 // prepared returns x prepared for weights of type typ, preparing it on
@@ -111,15 +116,16 @@ func (b *Backend) prepared(typ ggml.Type, x []float32, rows, cols int) *kernels.
 	return &a.act
 }
 
-// Run computes output features [lo, hi) of the combined products.
+// Run computes row groups [lo, hi) of the combined products.
 func (t *mulTask) Run(lo, hi, worker int) {
 	for i := range t.prods {
 		p := &t.prods[i]
-		a, z := max(lo, p.start), min(hi, p.start+p.w.rows)
+		groups := (p.w.rows + rowGroup - 1) / rowGroup
+		a, z := max(lo, p.start), min(hi, p.start+groups)
 		if a >= z {
 			continue
 		}
-		a, z = a-p.start, z-p.start
+		a, z = (a-p.start)*rowGroup, min((z-p.start)*rowGroup, p.w.rows)
 		if p.act != nil {
 			if err := kernels.MatMul(p.dst, p.w.mat, p.act, a, z); err != nil {
 				panic(fmt.Sprintf("cpu backend: %v", err))

@@ -72,7 +72,7 @@ func loadWeight(t gguf.Tensor) (*weight, error) {
 	}
 	w := &weight{typ: t.Type, rows: rows, cols: cols, rowBytes: rb, data: t.Data, decode: dec}
 	if kernels.Supports(t.Type) {
-		if w.mat, err = kernels.NewMatrix(t.Type, rows, cols, t.Data); err != nil {
+		if w.mat, err = kernels.PackMatrix(t.Type, rows, cols, t.Data); err != nil {
 			return nil, fmt.Errorf("load weight %q: %w", t.Name, err)
 		}
 	}

@@ -1,0 +1,97 @@
+package kernels
+
+import (
+	"unsafe"
+
+	"github.com/carryon/carryon/models/ggml"
+)
+
+// Panel layout of Q8_0 weights, used by the AVX-512 VNNI kernels.
+//
+// The rows of the matrix are grouped into panels of panelRows rows (the
+// last panel padded with zero rows). A panel holds, for each block b of
+// 32 columns, 512 bytes of quants and then, after all blocks, the 16 fp16
+// scales of each block:
+//
+//	[b·512, (b+1)·512)        block b: 8 chunks of 64 bytes; byte 4i+j of
+//	                          chunk k is quant 4k+j of row i, plus 128
+//	                          (unsigned)
+//	[nb·512 + b·32, +32)      block b: the fp16 scale of each of the 16 rows
+//
+// and is padded to a multiple of 64 bytes. One 64-byte load then holds four
+// quants of each of 16 rows, so that a VPDPBUSD with four activation quants
+// broadcast to every lane advances the block sums of 16 rows at once: the
+// lanes of the accumulator are output rows, no horizontal sums are needed,
+// and the scales are applied once per block for 16 rows. The layout holds
+// as many bytes as the ggml blocks it comes from (34 per 32 weights).
+const (
+	panelRows       = 16
+	panelChunkBytes = 64
+	panelBlockBytes = 8 * panelChunkBytes // quants of one block of a panel
+	panelScaleBytes = 2 * panelRows       // fp16 scales of one block
+)
+
+// panelStride returns the bytes of one Q8_0 panel of nb blocks.
+func panelStride(nb int) int {
+	return (nb*(panelBlockBytes+panelScaleBytes) + 63) &^ 63
+}
+
+// packQ8_0 copies a Q8_0 matrix into the panel layout, 64-byte aligned.
+func packQ8_0(data []byte, rows, cols int) []byte {
+	nb := cols / qk8_0
+	stride := panelStride(nb)
+	panels := (rows + panelRows - 1) / panelRows
+	mem := make([]byte, panels*stride+63)
+	off := int(-uintptr(unsafe.Pointer(&mem[0])) & 63)
+	out := mem[off : off+panels*stride : off+panels*stride]
+	rowBytes := nb * blockQ8_0
+	for p := range panels {
+		pan := out[p*stride : (p+1)*stride]
+		for i := range panelRows {
+			r := p*panelRows + i
+			for b := range nb {
+				q := pan[b*panelBlockBytes:]
+				sc := pan[nb*panelBlockBytes+b*panelScaleBytes:]
+				if r >= rows {
+					// Padding rows: zero scales make their outputs 0
+					// whatever the quants; 128 is the quant 0.
+					for k := range 8 {
+						for j := range 4 {
+							q[k*panelChunkBytes+4*i+j] = 128
+						}
+					}
+					continue
+				}
+				blk := data[r*rowBytes+b*blockQ8_0:]
+				sc[2*i], sc[2*i+1] = blk[0], blk[1]
+				for k := range 8 {
+					for j := range 4 {
+						q[k*panelChunkBytes+4*i+j] = blk[2+4*k+j] ^ 0x80
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// PackMatrix is NewMatrix for weights that products will read many times,
+// as a model's are: where the kernels in use have a faster layout for type
+// t (Q8_0 weights with AVX-512 VNNI), it copies the weights into that
+// layout, and the Matrix then holds as many bytes again as data beside its
+// view of data; otherwise it returns what NewMatrix does. Products give
+// the same results either way, up to the order of float32 additions.
+func PackMatrix(t ggml.Type, rows, cols int, data []byte) (*Matrix, error) {
+	w, err := NewMatrix(t, rows, cols, data)
+	if err != nil {
+		return nil, err
+	}
+	if active.pack != nil {
+		w.packed = active.pack(w)
+	}
+	return w, nil
+}
+
+// Packed reports whether w holds its weights in a kernel layout of its
+// own (see PackMatrix).
+func (w *Matrix) Packed() bool { return w.packed != nil }
