@@ -566,3 +566,54 @@ sw_done:
 TEXT ·spinPause(SB), NOSPLIT, $0-0
 	PAUSE
 	RET
+
+// func roundF16x2(dst, src *float32, n int)
+// dst[i] = src[i] rounded to the nearest half-precision value (ties to
+// even), for i < n.
+TEXT ·roundF16x2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+
+rf_16:
+	CMPQ CX, $16
+	JLT  rf_8
+	VMOVUPS   (SI), Y0
+	VMOVUPS   32(SI), Y1
+	VCVTPS2PH $0, Y0, X0
+	VCVTPS2PH $0, Y1, X1
+	VCVTPH2PS X0, Y0
+	VCVTPH2PS X1, Y1
+	VMOVUPS   Y0, (DI)
+	VMOVUPS   Y1, 32(DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP  rf_16
+
+rf_8:
+	CMPQ CX, $8
+	JLT  rf_tail
+	VMOVUPS   (SI), Y0
+	VCVTPS2PH $0, Y0, X0
+	VCVTPH2PS X0, Y0
+	VMOVUPS   Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+
+rf_tail:
+	TESTQ CX, CX
+	JZ    rf_done
+	VMOVSS    (SI), X0
+	VCVTPS2PH $0, X0, X0
+	VCVTPH2PS X0, X0
+	VMOVSS    X0, (DI)
+	ADDQ $4, SI
+	ADDQ $4, DI
+	DECQ CX
+	JMP  rf_tail
+
+rf_done:
+	VZEROUPPER
+	RET

@@ -34,6 +34,9 @@ type kernelSet struct {
 	mulScaled func(dst, x, w []float32, s float32)
 	// swiglu sets dst[i] = silu(gate[i])·up[i] over len(dst) values.
 	swiglu func(dst, gate, up []float32)
+	// roundF16 sets dst[i] to src[i] rounded to half precision (ties to
+	// even) over len(dst) values.
+	roundF16 func(dst, src []float32)
 	// expSub sets x[i] = exp(x[i]−m) and returns their sum.
 	expSub func(x []float32, m float32) float32
 	// maxF32 returns the largest of x (len(x) > 0).
@@ -61,6 +64,7 @@ var generic = kernelSet{
 	scale:       scaleGeneric,
 	mulScaled:   mulScaledGeneric,
 	swiglu:      swigluGeneric,
+	roundF16:    roundF16Generic,
 	expSub:      expSubGeneric,
 	maxF32:      maxF32Generic,
 	mul:         mulGeneric,
@@ -151,6 +155,13 @@ func swigluGeneric(dst, gate, up []float32) {
 	for i := range dst {
 		g := float64(gate[i])
 		dst[i] = float32(g/(1+math.Exp(-g))) * up[i]
+	}
+}
+
+func roundF16Generic(dst, src []float32) {
+	src = src[:len(dst)]
+	for i, v := range src {
+		dst[i] = f16ToF32(f32ToF16(v))
 	}
 }
 

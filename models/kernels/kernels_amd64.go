@@ -28,6 +28,7 @@ var avx2Set = kernelSet{
 	scale:       scaleAVX2,
 	mulScaled:   mulScaledAVX2,
 	swiglu:      swigluAVX2,
+	roundF16:    roundF16AVX2,
 	expSub:      expSubAVX2,
 	maxF32:      maxF32AVX2,
 	mul:         mulAVX2,
@@ -47,6 +48,7 @@ var avx512Set = kernelSet{
 	scale:       scaleAVX2,
 	mulScaled:   mulScaledAVX2,
 	swiglu:      swigluAVX2,
+	roundF16:    roundF16AVX2,
 	expSub:      expSubAVX2,
 	maxF32:      maxF32AVX2,
 	mul:         mulAVX512,
@@ -123,6 +125,17 @@ func expSub2(x *float32, m float32, n int) float32
 func swiglu2(dst, gate, up *float32, n int)
 
 func spinPause()
+
+//go:noescape
+func roundF16x2(dst, src *float32, n int)
+
+func roundF16AVX2(dst, src []float32) {
+	if len(dst) == 0 {
+		return
+	}
+	src = src[:len(dst)]
+	roundF16x2(&dst[0], &src[0], len(dst))
+}
 
 //go:noescape
 func prepQ8_0AVX2(dst *byte, x *float32, nb int, negk int32)

@@ -414,3 +414,51 @@ func rowMagnitude(w *Matrix, a *Activations, i, r int) float64 {
 	}
 	return s
 }
+
+// TestRoundF16 compares the vector rounding to half precision with the
+// portable conversion on random bit patterns (normals, subnormals,
+// overflows, infinities, NaNs) and on every length up to 40.
+func TestRoundF16(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	src := make([]float32, 4096)
+	for i := range src {
+		switch i % 4 {
+		case 0:
+			src[i] = math.Float32frombits(r.Uint32())
+		case 1:
+			src[i] = float32(r.NormFloat64() * 1e-5) // half subnormals
+		case 2:
+			src[i] = float32(r.NormFloat64() * 7e4) // around the half maximum
+		default:
+			src[i] = float32(r.NormFloat64())
+		}
+	}
+	want := make([]float32, len(src))
+	roundF16Generic(want, src)
+	same := func(a, b float32) bool {
+		return math.Float32bits(a) == math.Float32bits(b) || (a != a && b != b)
+	}
+	for _, k := range fastSets() {
+		for n := 0; n <= 40; n++ {
+			got := make([]float32, n)
+			k.roundF16(got, src[:n])
+			for i := range got {
+				if !same(got[i], want[i]) {
+					t.Fatalf("%s n=%d: round(%g) = %g, want %g", k.name, n, src[i], got[i], want[i])
+				}
+			}
+		}
+		got := append([]float32(nil), src...)
+		k.roundF16(got, got) // in place
+		for i := range got {
+			if !same(got[i], want[i]) {
+				t.Fatalf("%s: round(%g) = %g, want %g", k.name, src[i], got[i], want[i])
+			}
+		}
+	}
+	x := []float32{1.0001, 65520, 3}
+	RoundF16(x, x)
+	if x[0] != 1 || !math.IsInf(float64(x[1]), 1) || x[2] != 3 {
+		t.Errorf("RoundF16 gave %v", x)
+	}
+}

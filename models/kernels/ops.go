@@ -43,6 +43,15 @@ func RMSNorm(dst, x, w []float32, eps float32) {
 	active.mulScaled(dst[:n], x, w[:n], s)
 }
 
+// RoundF16 sets dst[i] to src[i] rounded to the nearest IEEE
+// half-precision value (ties to even), over the first min(len(dst),
+// len(src)) values; dst may be src. It is what storing to and loading from
+// an F16 cache does to a value.
+func RoundF16(dst, src []float32) {
+	n := min(len(dst), len(src))
+	active.roundF16(dst[:n], src[:n])
+}
+
 // Softmax replaces x by softmax(x) = exp(x[i]−max)/Σ exp(x[j]−max). An
 // empty x is left alone.
 func Softmax(x []float32) {

@@ -28,7 +28,10 @@ type Pool struct {
 	// chunks (bits 16..31) and the next chunk to claim (bits 0..15).
 	state atomic.Uint64
 	done  atomic.Int32 // chunks finished in the current generation
-	_     [48]byte
+	// waiting is 1 while the caller sleeps on finished for the last chunk.
+	waiting  atomic.Int32
+	finished chan struct{}
+	_        [40]byte
 
 	// Task fields, written by the caller before it publishes a generation
 	// and read by workers only after they claimed a chunk of it.
@@ -81,6 +84,13 @@ func (t *mulTask) Run(lo, hi, _ int) {
 // between steps.
 const spinFor = 100 * time.Microsecond
 
+// callerSpins is how many pauses (about 50 ns each) the caller of a
+// parallel task spins for the other threads' last chunks before it sleeps
+// until they finish: long enough to cover the usual imbalance of a step's
+// operations, short enough not to take a core from a descheduled worker on
+// a busy machine.
+const callerSpins = 1000
+
 // chunksPerThread sets the granularity of dynamic load balancing: more
 // chunks absorb a slow or preempted thread, fewer cost less coordination.
 const chunksPerThread = 4
@@ -91,7 +101,7 @@ func NewPool(threads int) *Pool {
 	if threads <= 0 {
 		threads = DefaultThreads()
 	}
-	p := &Pool{threads: threads}
+	p := &Pool{threads: threads, finished: make(chan struct{}, 1)}
 	p.workers = make([]*poolWorker, threads-1)
 	for i := range p.workers {
 		w := &poolWorker{id: i + 1, wake: make(chan struct{}, 1)}
@@ -181,11 +191,20 @@ func (p *Pool) run(n int, t Task) {
 	}
 	p.claim(gen, 0)
 	for spins := 0; p.done.Load() != int32(chunks); spins++ {
-		if spins > 1000 {
-			runtime.Gosched()
-		} else {
+		if spins < callerSpins {
 			spinPause()
+			continue
 		}
+		// A worker is late (descheduled, most likely): stop spinning so
+		// that the CPU goes to it, and sleep until the last chunk is done.
+		p.waiting.Store(1)
+		if p.done.Load() == int32(chunks) {
+			if !p.waiting.CompareAndSwap(1, 0) {
+				<-p.finished // the finisher claimed the wake-up; take it
+			}
+			break
+		}
+		<-p.finished
 	}
 	p.task = nil
 }
@@ -203,7 +222,9 @@ func (p *Pool) claim(gen uint64, worker int) {
 		c := int(s & 0xffff)
 		lo := c * p.chunk
 		p.task.Run(lo, min(p.n, lo+p.chunk), worker)
-		p.done.Add(1)
+		if p.done.Add(1) == int32(s>>16&0xffff) && p.waiting.Load() != 0 && p.waiting.CompareAndSwap(1, 0) {
+			p.finished <- struct{}{}
+		}
 	}
 }
 

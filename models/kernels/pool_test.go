@@ -153,3 +153,23 @@ func TestNoAllocations(t *testing.T) {
 		}
 	}
 }
+
+// TestPoolWaitsForSlowChunks: when a chunk runs far longer than the
+// caller spins, the caller sleeps and is woken when the chunk is done,
+// call after call.
+func TestPoolWaitsForSlowChunks(t *testing.T) {
+	p := NewPool(2)
+	defer p.Close()
+	for call := range 20 {
+		var done atomic.Int32
+		p.Run(8, TaskFunc(func(lo, hi, _ int) {
+			if lo == 0 && call%2 == 0 {
+				time.Sleep(2 * time.Millisecond)
+			}
+			done.Add(int32(hi - lo))
+		}))
+		if n := done.Load(); n != 8 {
+			t.Fatalf("call %d returned after %d of 8 items", call, n)
+		}
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/carryon/carryon/models/compute"
-	"github.com/carryon/carryon/models/ggml"
 	"github.com/carryon/carryon/models/kernels"
 )
 
@@ -75,7 +74,7 @@ func (t *attentionTask) head(out, q, p, qh []float32, kv compute.KV, kvh, kStrid
 	s := t.s
 	var err error
 	if kv.K16 != nil {
-		roundF16(qh, q)
+		kernels.RoundF16(qh, q)
 		err = kernels.DotRowsF16(p, qh, kv.K16[kvh*s.HeadDim:], kStride)
 	} else {
 		err = kernels.DotRowsF32(p, q, kv.K32[kvh*s.HeadDim:], kStride)
@@ -87,17 +86,8 @@ func (t *attentionTask) head(out, q, p, qh []float32, kv compute.KV, kvh, kStrid
 	kernels.Softmax(p)
 	clear(out)
 	if kv.V16 != nil {
-		roundF16(p, p)
+		kernels.RoundF16(p, p)
 		return kernels.AxpyRowsF16(out, p, kv.V16[kvh*s.ValueDim:], vStride)
 	}
 	return kernels.AxpyRowsF32(out, p, kv.V32[kvh*s.ValueDim:], vStride)
-}
-
-// roundF16 sets dst[i] to src[i] rounded to the nearest half-precision
-// value.
-func roundF16(dst, src []float32) {
-	src = src[:len(dst)]
-	for i, v := range src {
-		dst[i] = ggml.F16ToF32(ggml.F32ToF16(v))
-	}
 }
