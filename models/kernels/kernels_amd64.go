@@ -554,13 +554,14 @@ func q80Panels512(w unsafe.Pointer, pstride uintptr, x unsafe.Pointer, blocks in
 //go:noescape
 func q80Panels4x512(w unsafe.Pointer, pstride uintptr, t *tile4, blocks int, rows int)
 
-// packAVX512 returns the panel layout of Q8_0 weights, the one type whose
+// packAVX512 returns the panel layout of Q8_0 weights, the type whose
 // AVX-512 kernels read a layout of their own.
 func packAVX512(w *Matrix) []byte {
-	if w.typ != ggml.TypeQ8_0 {
-		return nil
+	switch w.typ {
+	case ggml.TypeQ8_0:
+		return packQ8_0(w.data, w.rows, w.cols)
 	}
-	return packQ8_0(w.data, w.rows, w.cols)
+	return nil
 }
 
 // mulPanels is mulTiled for a matrix in the panel layout. A range that

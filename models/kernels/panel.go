@@ -41,9 +41,7 @@ func packQ8_0(data []byte, rows, cols int) []byte {
 	nb := cols / qk8_0
 	stride := panelStride(nb)
 	panels := (rows + panelRows - 1) / panelRows
-	mem := make([]byte, panels*stride+63)
-	off := int(-uintptr(unsafe.Pointer(&mem[0])) & 63)
-	out := mem[off : off+panels*stride : off+panels*stride]
+	out := alignedBytes(panels * stride)
 	rowBytes := nb * blockQ8_0
 	for p := range panels {
 		pan := out[p*stride : (p+1)*stride]
@@ -73,6 +71,13 @@ func packQ8_0(data []byte, rows, cols int) []byte {
 		}
 	}
 	return out
+}
+
+// alignedBytes returns n zero bytes starting at a 64-byte boundary.
+func alignedBytes(n int) []byte {
+	mem := make([]byte, n+63)
+	off := int(-uintptr(unsafe.Pointer(&mem[0])) & 63)
+	return mem[off : off+n : off+n]
 }
 
 // PackMatrix is NewMatrix for weights that products will read many times,

@@ -8,47 +8,56 @@ import (
 	"github.com/carryon/carryon/models/ggml"
 )
 
-// TestPackedQ8_0 compares products with packed Q8_0 matrices against the
+// packedData returns random weights of type tp for a rows×cols matrix.
+func packedData(r *rand.Rand, tp ggml.Type, rows, cols int) []byte {
+	return randBlocks(r, tp, rows*cols/tp.BlockSize())
+}
+
+// TestPacked compares products with packed Q8_0 matrices against the
 // portable code over the ggml layout, for row counts around the panel
-// size, odd block counts, batches 1..9 and row ranges that start and end
-// inside panels.
-func TestPackedQ8_0(t *testing.T) {
+// size, odd block counts, batches 1..13 (whole and partial tiles) and row
+// ranges that start and end inside panels.
+func TestPacked(t *testing.T) {
 	r := rand.New(rand.NewPCG(41, 42))
 	for _, rows := range []int{1, 15, 16, 17, 37, 64, 100} {
 		for _, nb := range []int{1, 2, 3, 30} {
-			cols := nb * qk8_0
-			data := randBlocks(r, ggml.TypeQ8_0, rows*nb)
-			w, _ := NewMatrix(ggml.TypeQ8_0, rows, cols, data)
-			p, err := PackMatrix(ggml.TypeQ8_0, rows, cols, data)
-			if err != nil {
+			checkPacked(t, r, ggml.TypeQ8_0, rows, nb*qk8_0)
+		}
+	}
+}
+
+func checkPacked(t *testing.T, r *rand.Rand, tp ggml.Type, rows, cols int) {
+	t.Helper()
+	data := packedData(r, tp, rows, cols)
+	w, _ := NewMatrix(tp, rows, cols, data)
+	p, err := PackMatrix(tp, rows, cols, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Packed() != (active.pack != nil) {
+		t.Fatalf("%s: Packed() = %v with the %s kernels", tp, p.Packed(), active.name)
+	}
+	for m := 1; m <= 13; m++ {
+		x := randF32(r, m*cols, 1)
+		var a Activations
+		if err := a.Prepare(tp, x, m, cols); err != nil {
+			t.Fatal(err)
+		}
+		want := make([]float32, m*rows)
+		generic.mul(want, w, &a, 0, rows)
+		got := make([]float32, m*rows)
+		// Ranges: [0, a), [a, b), [b, rows) with a, b anywhere.
+		cut1, cut2 := r.IntN(rows+1), r.IntN(rows+1)
+		cut1, cut2 = min(cut1, cut2), max(cut1, cut2)
+		for _, rg := range [][2]int{{0, cut1}, {cut1, cut2}, {cut2, rows}} {
+			if err := MatMul(got, p, &a, rg[0], rg[1]); err != nil {
 				t.Fatal(err)
 			}
-			if p.Packed() != (active.pack != nil) {
-				t.Fatalf("Packed() = %v with the %s kernels", p.Packed(), active.name)
-			}
-			for m := 1; m <= 9; m++ {
-				x := randF32(r, m*cols, 1)
-				var a Activations
-				if err := a.Prepare(ggml.TypeQ8_0, x, m, cols); err != nil {
-					t.Fatal(err)
-				}
-				want := make([]float32, m*rows)
-				generic.mul(want, w, &a, 0, rows)
-				got := make([]float32, m*rows)
-				// Ranges: [0, a), [a, b), [b, rows) with a, b anywhere.
-				cut1, cut2 := r.IntN(rows+1), r.IntN(rows+1)
-				cut1, cut2 = min(cut1, cut2), max(cut1, cut2)
-				for _, rg := range [][2]int{{0, cut1}, {cut1, cut2}, {cut2, rows}} {
-					if err := MatMul(got, p, &a, rg[0], rg[1]); err != nil {
-						t.Fatal(err)
-					}
-				}
-				for i := range got {
-					mag := rowMagnitude(w, &a, i%rows, i/rows)
-					if !near(got[i], want[i], mag, 2e-6) {
-						t.Fatalf("%dx%d m=%d cuts %d,%d: out[%d] = %g, want %g", rows, cols, m, cut1, cut2, i, got[i], want[i])
-					}
-				}
+		}
+		for i := range got {
+			mag := rowMagnitude(w, &a, i%rows, i/rows)
+			if !near(got[i], want[i], mag, 2e-6) {
+				t.Fatalf("%s %dx%d m=%d cuts %d,%d: out[%d] = %g, want %g", tp, rows, cols, m, cut1, cut2, i, got[i], want[i])
 			}
 		}
 	}
@@ -99,20 +108,24 @@ func TestPackedIntegerExactness(t *testing.T) {
 // bit-identical whether it is computed alone or within a batch, so that
 // batched decoding gives the same tokens as unbatched decoding.
 func TestPackedBatchInvariance(t *testing.T) {
+	checkBatchInvariance(t, ggml.TypeQ8_0)
+}
+
+func checkBatchInvariance(t *testing.T, tp ggml.Type) {
 	r := rand.New(rand.NewPCG(45, 46))
-	const rows, nb, m = 50, 7, 7
+	const rows, nb, m = 50, 7, 13
 	cols := nb * qk8_0
-	data := randBlocks(r, ggml.TypeQ8_0, rows*nb)
-	w, err := PackMatrix(ggml.TypeQ8_0, rows, cols, data)
+	data := packedData(r, tp, rows, cols)
+	w, err := PackMatrix(tp, rows, cols, data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !w.Packed() {
-		t.Skipf("the %s kernels do not pack Q8_0 weights", active.name)
+		t.Skipf("the %s kernels do not pack %s weights", active.name, tp)
 	}
 	x := randF32(r, m*cols, 1)
 	var batch, one Activations
-	if err := batch.Prepare(ggml.TypeQ8_0, x, m, cols); err != nil {
+	if err := batch.Prepare(tp, x, m, cols); err != nil {
 		t.Fatal(err)
 	}
 	all := make([]float32, m*rows)
@@ -121,7 +134,7 @@ func TestPackedBatchInvariance(t *testing.T) {
 	}
 	single := make([]float32, rows)
 	for rr := range m {
-		if err := one.Prepare(ggml.TypeQ8_0, x[rr*cols:], 1, cols); err != nil {
+		if err := one.Prepare(tp, x[rr*cols:], 1, cols); err != nil {
 			t.Fatal(err)
 		}
 		if err := MatMul(single, w, &one, 0, rows); err != nil {
@@ -129,7 +142,7 @@ func TestPackedBatchInvariance(t *testing.T) {
 		}
 		for i := range single {
 			if single[i] != all[rr*rows+i] {
-				t.Fatalf("row %d output %d: %g alone, %g in the batch", rr, i, single[i], all[rr*rows+i])
+				t.Fatalf("%s: row %d output %d: %g alone, %g in the batch", tp, rr, i, single[i], all[rr*rows+i])
 			}
 		}
 	}
