@@ -12,9 +12,21 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/carryon/carryon/models/llm"
+	"github.com/carryon/carryon/sdk/host"
 	"github.com/carryon/carryon/server/openai"
 	"github.com/carryon/carryon/server/scheduler"
 )
+
+// errorType returns the OpenAI error type of a status.
+func errorType(status int) string {
+	switch {
+	case status == http.StatusServiceUnavailable:
+		return openai.TypeUnavailable
+	case status >= 500:
+		return openai.TypeServer
+	}
+	return openai.TypeInvalidRequest
+}
 
 // generation is a running generation request: the streams of its prompts
 // (a text completion may have several, each with N choices) merged into one
@@ -36,6 +48,17 @@ type generation struct {
 // startGeneration submits one request per prompt, all with the settings
 // of req. On an error the requests already submitted are cancelled.
 func (s *Server) startGeneration(m *Model, prompts [][]int32, req scheduler.Request, start time.Time) (*generation, error) {
+	var onEnd func()
+	if m.head != "" {
+		base, head, done, err := s.heads.acquire(m.head, len(prompts))
+		if err != nil {
+			return nil, err
+		}
+		hm := *base
+		hm.Name, hm.head, hm.headOf = m.head, m.head, base.Name
+		m = &hm
+		req.Head, onEnd = head, done
+	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	n := max(req.N, 1)
 	g := &generation{model: m, ctx: ctx, cancel: cancel, n: n, start: start, metrics: s.metrics,
@@ -43,9 +66,15 @@ func (s *Server) startGeneration(m *Model, prompts [][]int32, req scheduler.Requ
 	for _, p := range prompts {
 		r := req
 		r.Prompt = p
+		r.OnEnd = onEnd
 		st, err := m.sched.Submit(ctx, &r)
 		if err != nil {
 			cancel()
+			for range len(prompts) - len(g.streams) {
+				if onEnd != nil {
+					onEnd()
+				}
+			}
 			return nil, err
 		}
 		g.streams = append(g.streams, st)
@@ -203,7 +232,13 @@ func (g *generation) watchPeer(c *fasthttp.RequestCtx) (stop func()) {
 // generationError turns an error from Submit or a stream into an API
 // error. param names the request field that holds the prompt.
 func generationError(m *Model, err error, param string) *openai.Error {
+	var he *headError
 	switch {
+	case errors.As(err, &he):
+		return openai.NewError(he.status, errorType(he.status), he.code, "", he.Error()+".")
+	case errors.Is(err, host.ErrExited), errors.Is(err, errPluginDown), errors.Is(err, host.ErrUnavailable):
+		return openai.NewError(http.StatusServiceUnavailable, openai.TypeUnavailable, openai.CodeUnavailable, "",
+			fmt.Sprintf("The head plugin failed: %v.", err))
 	case errors.Is(err, scheduler.ErrQueueFull):
 		return openai.NewError(http.StatusTooManyRequests, openai.TypeRateLimit, openai.CodeQueueFull, "",
 			fmt.Sprintf("The server is busy: the queue of model %s is full. Retry shortly.", m.Name))
@@ -226,7 +261,8 @@ func generationError(m *Model, err error, param string) *openai.Error {
 // submitError turns an error of Submit into an API error: besides the
 // errors of generationError, Submit reports bad requests as plain errors.
 func submitError(m *Model, err error, param string) *openai.Error {
-	if errors.Is(err, scheduler.ErrQueueFull) || errors.Is(err, scheduler.ErrClosed) ||
+	var he *headError
+	if errors.As(err, &he) || errors.Is(err, scheduler.ErrQueueFull) || errors.Is(err, scheduler.ErrClosed) ||
 		errors.Is(err, scheduler.ErrContextLength) || errors.Is(err, llm.ErrCacheFull) {
 		return generationError(m, err, param)
 	}

@@ -62,7 +62,15 @@ type Model struct {
 	eog []int32
 	// meta is the metadata /api/show reports (large arrays left out).
 	meta map[string]any
+	// head is the carry-on head id when this value stands for a head
+	// (Name is then the head id; the rest is its base model's).
+	head string
+	// headOf is the base model's name for a head's value.
+	headOf string
 }
+
+// headBase returns the base model's name of a head.
+func (m *Model) headBase() (string, bool) { return m.headOf, m.headOf != "" }
 
 // ContextLength returns the most tokens one sequence (prompt and
 // generated tokens) may hold.

@@ -55,7 +55,7 @@ func (s *Server) ollamaModel(c *fasthttp.RequestCtx, info *requestInfo, name str
 		s.writeError(c, info, ollamaError(http.StatusBadRequest, "model is required"))
 		return nil, false
 	}
-	m, ok := s.lookup(name)
+	m, ok := s.lookupAny(name)
 	if !ok {
 		info.model = "unknown"
 		s.writeError(c, info, ollamaError(http.StatusNotFound, "model '%s' not found", name))

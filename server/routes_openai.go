@@ -50,7 +50,7 @@ func (s *Server) fingerprint() string { return "carryon-" + s.version }
 
 // model finds the request's model or writes the 404.
 func (s *Server) model(c *fasthttp.RequestCtx, info *requestInfo, name string) (*Model, bool) {
-	m, ok := s.lookup(name)
+	m, ok := s.lookupAny(name)
 	if !ok {
 		info.model = "unknown"
 		s.writeError(c, info, openai.ModelNotFound(name))
@@ -663,6 +663,12 @@ func (s *Server) handleListModels(c *fasthttp.RequestCtx, info *requestInfo) {
 	for _, m := range s.models {
 		out.Data = append(out.Data, openAIModel(m))
 	}
+	for _, h := range s.heads.list() {
+		if b, ok := s.byName[h.Base]; ok {
+			out.Data = append(out.Data, openai.Model{ID: h.ID, Object: "model", Created: b.Loaded.Unix(), OwnedBy: "carryon",
+				Parent: b.Name, MaxModelLen: b.seqContext})
+		}
+	}
 	if len(s.models) == 0 {
 		out.Hint = "No models are loaded. To add one, " + noModelsHint(&s.cfg) + "."
 	}
@@ -670,7 +676,14 @@ func (s *Server) handleListModels(c *fasthttp.RequestCtx, info *requestInfo) {
 }
 
 func openAIModel(m *Model) openai.Model {
-	return openai.Model{ID: m.Name, Object: "model", Created: m.Loaded.Unix(), OwnedBy: "carryon", MaxModelLen: m.seqContext}
+	out := openai.Model{ID: m.Name, Object: "model", Created: m.Loaded.Unix(), OwnedBy: "carryon", MaxModelLen: m.seqContext}
+	if m.head != "" {
+		out.Parent = m.Path
+		if st, ok := m.headBase(); ok {
+			out.Parent = st
+		}
+	}
+	return out
 }
 
 func (s *Server) handleGetModel(c *fasthttp.RequestCtx, info *requestInfo) {

@@ -39,6 +39,9 @@ type Server struct {
 	models []*Model // fixed after New
 	byName map[string]*Model
 
+	plugins *supervisor
+	heads   *headRegistry
+
 	metrics *metrics
 	http    *fasthttp.Server
 
@@ -98,6 +101,15 @@ func New(cfg config.Config, o Options) (*Server, error) {
 	}
 	if len(s.models) == 0 {
 		log.Warn("no models loaded: " + noModelsHint(&cfg))
+	}
+	if s.plugins, err = startSupervisor(cfg.PluginsDir, log); err != nil {
+		s.closeModels(context.Background())
+		return nil, err
+	}
+	if s.heads, err = newHeadRegistry(cfg.DataDir, s.plugins, s.models, log); err != nil {
+		s.plugins.close()
+		s.closeModels(context.Background())
+		return nil, err
 	}
 	s.metrics = newMetrics(func() []*Model { return s.models })
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -179,6 +191,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 		httpDone <- s.http.ShutdownWithContext(hctx)
 	}()
 	errs := []error{s.closeModels(ctx)}
+	s.plugins.close()
 	if err := <-httpDone; err != nil {
 		errs = append(errs, fmt.Errorf("close connections: %w", err))
 	}
@@ -280,6 +293,10 @@ func (s *Server) handle(c *fasthttp.RequestCtx) {
 	switch {
 	case ok:
 		info.route = path
+	case path == "/v1/heads" || strings.HasPrefix(path, "/v1/heads/"):
+		info.route = "/v1/heads"
+		rt = route{string(c.Method()), (*Server).handleHeads}
+		ok = true
 	case strings.HasPrefix(path, "/v1/models/"):
 		info.route = "/v1/models/{id}"
 		rt = route{fasthttp.MethodGet, (*Server).handleGetModel}

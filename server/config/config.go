@@ -67,6 +67,13 @@ type Config struct {
 	// have nothing else to send (during a long prefill); a failed write
 	// cancels the request.
 	Heartbeat Duration `json:"heartbeat" yaml:"heartbeat"`
+
+	// PluginsDir holds the plugin binaries the server starts (a missing
+	// directory means no plugins).
+	PluginsDir string `json:"plugins_dir" yaml:"plugins_dir"`
+	// AdminKey, when set, is the bearer token the head administration
+	// routes (/v1/heads...) require.
+	AdminKey string `json:"admin_key" yaml:"admin_key"`
 }
 
 // Duration is a time.Duration written as a Go duration string in config
@@ -123,6 +130,7 @@ func Default() Config {
 		MaxBodyBytes:    16 << 20,
 		ShutdownTimeout: Duration(30 * time.Second),
 		Heartbeat:       Duration(2 * time.Second),
+		PluginsDir:      filepath.Join("bin", "plugins"),
 	}
 }
 
@@ -251,6 +259,8 @@ func Settings() []Setting {
 		{Key: "max_body_bytes", Usage: "largest accepted request body (larger: 413)", field: func(c *Config) any { return &c.MaxBodyBytes }},
 		{Key: "shutdown_timeout", Usage: "time running requests get to finish on shutdown", field: func(c *Config) any { return &c.ShutdownTimeout }},
 		{Key: "heartbeat", Usage: "interval of keep-alive comments on idle streams", field: func(c *Config) any { return &c.Heartbeat }},
+		{Key: "plugins_dir", Usage: "directory of the plugin binaries to start", field: func(c *Config) any { return &c.PluginsDir }},
+		{Key: "admin_key", Usage: "bearer token the head administration routes require (empty: none)", field: func(c *Config) any { return &c.AdminKey }},
 	}
 }
 

@@ -19,7 +19,7 @@ func (s *Scheduler) generate(r *request) {
 		return
 	}
 	shared := false
-	if !r.prefilled {
+	if !r.prefilled && r.head == nil {
 		c0 := r.choices[0]
 		if c0.row < 0 {
 			return // still reading the prompt
@@ -45,7 +45,7 @@ func (s *Scheduler) generate(r *request) {
 		if c.done || c.row < 0 {
 			continue
 		}
-		logits := s.out.RowLogits(c.row)
+		logits := s.rowLogits(c.row)
 		if shared {
 			// Bias and penalties change the row in place.
 			s.scratch = append(s.scratch[:0], logits...)
@@ -70,7 +70,7 @@ func (s *Scheduler) generate(r *request) {
 // and the step asks for KV room; alone, the request fails.
 func (s *Scheduler) forkFailed(r *request, err error) {
 	for _, c := range r.choices[1:] {
-		s.release(c)
+		s.release(r, c)
 		c.kv = 0
 	}
 	if !errors.Is(err, llm.ErrCacheFull) || len(s.running) == 1 {
@@ -155,7 +155,7 @@ func (s *Scheduler) finish(r *request, c *choice, reason, text string, upto int)
 	c.done = true
 	c.held = nil
 	r.live--
-	s.retire(c)
+	s.retire(r, c)
 }
 
 // firstStop returns the index in text where the earliest stop string

@@ -8,6 +8,7 @@ import (
 	"github.com/carryon/carryon/models/llm"
 	"github.com/carryon/carryon/models/sample"
 	"github.com/carryon/carryon/models/tokenizer"
+	"github.com/carryon/carryon/sdk"
 )
 
 // Request is one generation request.
@@ -34,8 +35,17 @@ type Request struct {
 	// and TopLogprobs for that many alternatives at each position.
 	Logprobs    bool
 	TopLogprobs int
-	// WantHidden is reserved for carry-on heads and ignored for now.
-	WantHidden bool
+	// Head, when not nil, runs every token of the request through a
+	// carry-on head: the sampled logits are the LM head over x + delta. A
+	// request with a head reads its whole prompt itself (no prefix-cache
+	// reuse) and each of its choices reads the prompt on its own sequence
+	// instead of forking, because the head keeps state per sequence and
+	// has no fork. A failed head call fails the request.
+	Head *Head
+	// OnEnd, when not nil, is called once when the request has ended in
+	// the scheduler (finished, failed or cancelled), after its last head
+	// call. It is called only when Submit returned no error.
+	OnEnd func()
 }
 
 // request is a Submit or Embed call inside the scheduler.
@@ -60,6 +70,9 @@ type request struct {
 	generating  bool // at least one token was generated
 	preemptions int
 
+	head  *Head
+	onEnd func()
+
 	// Embedding (nil for generation).
 	emb *embedJob
 }
@@ -68,6 +81,7 @@ type request struct {
 type choice struct {
 	index   int
 	seq     llm.SeqID // -1 while it holds no sequence
+	hseq    sdk.SeqID // the head's sequence, 0 while it has none
 	kv      int       // leading tokens of toks held in the cache
 	feeding int       // tokens of toks fed in the current step
 	row     int       // batch row of this step's logits, or -1
@@ -137,6 +151,9 @@ func (s *Scheduler) newRequest(ctx context.Context, r *Request) (*request, error
 			return nil, fmt.Errorf("stop string %d is empty", i)
 		}
 	}
+	if err := checkHead(r.Head); err != nil {
+		return nil, err
+	}
 	p := r.Params
 	p.Logprobs = p.Logprobs || r.Logprobs
 	p.TopLogprobs = max(p.TopLogprobs, r.TopLogprobs)
@@ -161,6 +178,8 @@ func (s *Scheduler) newRequest(ctx context.Context, r *Request) (*request, error
 		live:      n,
 		stream:    newStream(ctx),
 		usage:     Usage{PromptTokens: len(r.Prompt)},
+		head:      r.Head,
+		onEnd:     r.OnEnd,
 	}
 	// Room for the prompt and the tokens likely to follow, within reason.
 	room := len(r.Prompt) + min(s.seqCtx-len(r.Prompt), 1024)

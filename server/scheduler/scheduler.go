@@ -12,6 +12,7 @@ import (
 	"github.com/carryon/carryon/models/ggml"
 	"github.com/carryon/carryon/models/llm"
 	"github.com/carryon/carryon/models/tokenizer"
+	"github.com/carryon/carryon/sdk"
 )
 
 var (
@@ -130,6 +131,13 @@ type Scheduler struct {
 	batch     llm.Batch
 	out       llm.Output
 	scratch   []float32 // a copy of a logits row for the choices that share it
+
+	// Carry-on heads of the current step.
+	headRows   []headRow
+	headHidden []float32 // x + delta of the head rows that sample
+	headLogits []float32 // their logits
+	logitAt    []int     // by batch row: index into headLogits, or -1
+	headDrops  map[HeadPlugin][]sdk.SeqID
 }
 
 // New returns a Scheduler for a loaded model and its tokenizer, and starts
@@ -315,6 +323,7 @@ func (s *Scheduler) iterate() {
 			s.failTouched(err)
 		}
 	}()
+	defer s.flushHeadDrops()
 	s.dropCancelled()
 	s.admit()
 	s.step()

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/carryon/carryon/models/llm"
 )
@@ -131,11 +132,14 @@ func (s *Scheduler) start(r *request) {
 		return
 	}
 	for _, c := range r.choices {
-		if c.done || (!r.generating && c.index > 0) {
+		if c.done || (!r.generating && c.index > 0 && r.head == nil) {
 			continue // extra choices fork once the prompt is read
 		}
+		if r.head != nil && c.hseq == 0 {
+			c.hseq = r.head.Plugin.NewSeq()
+		}
 		seq, n, ok := llm.SeqID(-1), 0, false
-		if !s.opts.NoPrefixCache {
+		if !s.opts.NoPrefixCache && r.head == nil {
 			seq, n, ok = s.prefix.take(s.cache, c.toks[:len(c.toks)-1])
 		}
 		if !ok {
@@ -158,6 +162,7 @@ func (s *Scheduler) start(r *request) {
 // outputs.
 func (s *Scheduler) step() {
 	s.batch.Clear()
+	s.headRows = s.headRows[:0]
 	budget := s.opts.MaxBatchTokens
 	// One decode row for every choice that has a token to feed.
 	for _, r := range s.running {
@@ -170,7 +175,12 @@ func (s *Scheduler) step() {
 				continue
 			}
 			c.row, c.feeding = len(s.batch.Rows), 1
-			s.batch.Add(c.toks[c.kv], c.seq, c.kv, true, false)
+			if r.head != nil {
+				s.headRows = append(s.headRows, headRow{row: c.row, r: r, c: c, logits: true})
+				s.batch.Add(c.toks[c.kv], c.seq, c.kv, false, true)
+			} else {
+				s.batch.Add(c.toks[c.kv], c.seq, c.kv, true, false)
+			}
 			budget--
 			r.touched = true
 		}
@@ -193,7 +203,12 @@ func (s *Scheduler) step() {
 				if last {
 					c.row = len(s.batch.Rows)
 				}
-				s.batch.Add(c.toks[p], c.seq, p, last, false)
+				if r.head != nil {
+					s.headRows = append(s.headRows, headRow{row: len(s.batch.Rows), r: r, c: c, logits: last})
+					s.batch.Add(c.toks[p], c.seq, p, false, true)
+				} else {
+					s.batch.Add(c.toks[p], c.seq, p, last, false)
+				}
 			}
 			c.feeding = n
 			budget -= n
@@ -203,10 +218,16 @@ func (s *Scheduler) step() {
 	if len(s.batch.Rows) == 0 {
 		return
 	}
+	s.prepareTaps()
 	if err := s.forward(s.stopCtx, s.cache, &s.batch, &s.out); err != nil {
 		s.stepFailed(err)
 		return
 	}
+	s.logitAt = slices.Grow(s.logitAt[:0], len(s.batch.Rows))[:len(s.batch.Rows)]
+	for i := range s.logitAt {
+		s.logitAt[i] = -1
+	}
+	s.runHeads()
 	for _, r := range s.running {
 		if r.emb != nil {
 			s.embedOutputs(r)
@@ -270,7 +291,7 @@ func (s *Scheduler) requeue(r *request) {
 		r.emb.preempt(s.cache)
 	} else {
 		for _, c := range r.choices {
-			s.release(c)
+			s.release(r, c)
 			c.kv = 0
 		}
 		r.prefilled = r.generating
@@ -291,7 +312,8 @@ func (s *Scheduler) requeue(r *request) {
 }
 
 // release frees a choice's sequence without caching it.
-func (s *Scheduler) release(c *choice) {
+func (s *Scheduler) release(r *request, c *choice) {
+	s.dropHeadSeq(r, c)
 	if c.seq >= 0 {
 		_ = s.cache.Release(c.seq)
 		c.seq = -1
@@ -300,12 +322,13 @@ func (s *Scheduler) release(c *choice) {
 
 // retire hands a finished choice's sequence to the prefix cache, or
 // releases it.
-func (s *Scheduler) retire(c *choice) {
+func (s *Scheduler) retire(r *request, c *choice) {
+	s.dropHeadSeq(r, c)
 	if c.seq < 0 {
 		return
 	}
 	if s.opts.NoPrefixCache {
-		s.release(c)
+		s.release(r, c)
 		return
 	}
 	s.prefix.insert(s.cache, c.seq, c.toks[:c.kv:c.kv])
@@ -323,7 +346,7 @@ func (s *Scheduler) fail(r *request, err error) {
 		r.emb.finish(err)
 	} else {
 		for _, c := range r.choices {
-			s.release(c)
+			s.release(r, c)
 		}
 		r.stream.push(Event{Err: err})
 		r.stream.end(r.usage)
@@ -336,6 +359,10 @@ func (s *Scheduler) end(r *request) {
 	r.ended = true
 	if r.stopAfter != nil {
 		r.stopAfter()
+	}
+	if r.onEnd != nil {
+		r.onEnd()
+		r.onEnd = nil
 	}
 	s.hold = false
 }
