@@ -24,6 +24,7 @@ and correct its next-token distribution per request. A head is a directory
 (config.json + weights.safetensors) whose version is the hash of its contents.`,
 	}
 	cmd.AddCommand(newHeadsInitCommand())
+	cmd.AddCommand(newHeadsAdminCommands()...)
 	return cmd
 }
 
