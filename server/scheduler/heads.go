@@ -111,6 +111,11 @@ func (s *Scheduler) runHeads() {
 	if len(s.headRows) == 0 {
 		return
 	}
+	t0 := time.Now()
+	defer func() {
+		s.headSteps++
+		s.headTime += time.Since(t0)
+	}()
 	type call struct {
 		plugin HeadPlugin
 		idx    []int // into s.headRows

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -94,6 +95,12 @@ type Stats struct {
 	// Preemptions counts the requests sent back to the queue for KV room
 	// since New.
 	Preemptions int
+	// HeadSteps counts the steps that called head plugins since New, and
+	// HeadTime is the wall time those calls took (the plugin calls of one
+	// step run in parallel and count once), the merge and LM head over
+	// the head rows included.
+	HeadSteps int
+	HeadTime  time.Duration
 }
 
 // Scheduler batches the requests of one model. Its methods are safe for
@@ -138,6 +145,8 @@ type Scheduler struct {
 	headLogits []float32 // their logits
 	logitAt    []int     // by batch row: index into headLogits, or -1
 	headDrops  map[HeadPlugin][]sdk.SeqID
+	headSteps  int
+	headTime   time.Duration
 }
 
 // New returns a Scheduler for a loaded model and its tokenizer, and starts
@@ -336,6 +345,7 @@ func (s *Scheduler) publish() {
 	s.stats.KVUsedTokens = s.cache.Reserved()
 	s.stats.PrefixCacheTokens = s.prefix.tokens()
 	s.stats.Preemptions = s.preempted
+	s.stats.HeadSteps, s.stats.HeadTime = s.headSteps, s.headTime
 	s.mu.Unlock()
 }
 
