@@ -95,7 +95,9 @@ func newHeadsAdminCommands() []*cobra.Command {
 		return c
 	}
 	add("list", "List the heads of a running server (versions, status, plugin)", cobra.NoArgs,
-		func(a *headsAdmin, cmd *cobra.Command, _ []string) error { return a.call(cmd, http.MethodGet, "/v1/heads", nil) })
+		func(a *headsAdmin, cmd *cobra.Command, _ []string) error {
+			return a.call(cmd, http.MethodGet, "/v1/heads", nil)
+		})
 	var base string
 	reg := add("register ID DIR", "Register a head directory under ID on a running server", cobra.ExactArgs(2),
 		func(a *headsAdmin, cmd *cobra.Command, args []string) error {
