@@ -315,9 +315,16 @@ func TestAdmissionErrors(t *testing.T) {
 // their KV is released and the scheduler keeps serving.
 func TestCancelFreesKV(t *testing.T) {
 	checkGoroutines(t)
-	m, tok := tinyModel(t, tinySpec())
+	// The cancelled request must still be running when it is cancelled,
+	// however fast the model is: a long context and a banned end token
+	// keep it going for thousands of steps.
+	spec := tinySpec()
+	spec.Context = 4096
+	m, tok := tinyModel(t, spec)
+	endless := greedy()
+	endless.LogitBias = map[int32]float32{tok.EOS(): float32(math.Inf(-1))}
 	for _, noPrefix := range []bool{true, false} {
-		s := start(t, m, tok, Options{NoPrefixCache: noPrefix, MaxSequences: 1, KVTokens: 1024})
+		s := start(t, m, tok, Options{NoPrefixCache: noPrefix, MaxSequences: 1, KVTokens: 8192})
 		// Warm the prefix cache so that the baseline holds an entry.
 		if res := run(t, s, &Request{Prompt: prompts(20)[0], MaxTokens: 4, Params: greedy()}); res.err != nil {
 			t.Fatal(res.err)
@@ -328,11 +335,11 @@ func TestCancelFreesKV(t *testing.T) {
 			t.Errorf("no prefix cache entry after a finished request: %+v", base)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		st, err := s.Submit(ctx, &Request{Prompt: prompts(30)[0], Params: greedy()})
+		st, err := s.Submit(ctx, &Request{Prompt: prompts(30)[0], Params: endless})
 		if err != nil {
 			t.Fatal(err)
 		}
-		queued, err := s.Submit(ctx, &Request{Prompt: prompts(30)[0], Params: greedy()})
+		queued, err := s.Submit(ctx, &Request{Prompt: prompts(30)[0], Params: endless})
 		if err != nil {
 			t.Fatal(err)
 		}
