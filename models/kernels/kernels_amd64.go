@@ -554,30 +554,60 @@ func q80Panels512(w unsafe.Pointer, pstride uintptr, x unsafe.Pointer, blocks in
 //go:noescape
 func q80Panels4x512(w unsafe.Pointer, pstride uintptr, t *tile4, blocks int, rows int)
 
-// packAVX512 returns the panel layout of Q8_0 weights, the type whose
-// AVX-512 kernels read a layout of their own.
+// packAVX512 returns the panel layout of Q8_0 and Q4_K weights, the
+// types whose AVX-512 kernels read a layout of their own.
 func packAVX512(w *Matrix) []byte {
 	switch w.typ {
 	case ggml.TypeQ8_0:
 		return packQ8_0(w.data, w.rows, w.cols)
+	case ggml.TypeQ4_K:
+		return packQ4_K(w.data, w.rows, w.cols)
 	}
 	return nil
+}
+
+// panel1 and panel4 run the one-row and four-row panel kernels of w's
+// type.
+func panel1(w *Matrix, p unsafe.Pointer, ps uintptr, x unsafe.Pointer, nb int, out *float32, rows int) {
+	if w.typ == ggml.TypeQ4_K {
+		q4kPanels512(p, ps, x, nb, out, rows)
+		return
+	}
+	q80Panels512(p, ps, x, nb, out, rows)
+}
+
+func panel4(w *Matrix, p unsafe.Pointer, ps uintptr, t *tile4, nb int, rows int) {
+	if w.typ == ggml.TypeQ4_K {
+		q4kPanels4x512(p, ps, t, nb, rows)
+		return
+	}
+	q80Panels4x512(p, ps, t, nb, rows)
+}
+
+// panelGeometry returns the blocks per row and the bytes per panel of a
+// packed matrix.
+func panelGeometry(w *Matrix) (nb, stride int) {
+	if w.typ == ggml.TypeQ4_K {
+		nb = w.cols / qkK
+		return nb, nb * q4kPanelBlock
+	}
+	nb = w.cols / qk8_0
+	return nb, panelStride(nb)
 }
 
 // mulPanels is mulTiled for a matrix in the panel layout. A range that
 // starts inside a panel computes that panel into scratch first; the last
 // panel of the range is stored under a mask by the kernels.
 func mulPanels(dst []float32, w *Matrix, a *Activations, lo, hi int) {
-	nb := w.cols / qk8_0
-	ps := panelStride(nb)
+	nb, ps := panelGeometry(w)
 	if lo%panelRows != 0 {
 		p := lo / panelRows
 		n := min(panelRows, w.rows-p*panelRows) // rows of this panel
-		var scratch [4 * panelRows]float32
+		var scratch [panelRows]float32
 		end := min(hi, p*panelRows+n)
 		pp := unsafe.Pointer(&w.packed[p*ps])
 		for r := 0; r < a.m; r++ {
-			q80Panels512(pp, uintptr(ps), xrow(a, r), nb, &scratch[0], n)
+			panel1(w, pp, uintptr(ps), xrow(a, r), nb, &scratch[0], n)
 			copy(dst[r*w.rows+lo:r*w.rows+end], scratch[lo-p*panelRows:end-p*panelRows])
 		}
 		lo = end
@@ -587,7 +617,7 @@ func mulPanels(dst []float32, w *Matrix, a *Activations, lo, hi int) {
 	}
 	wp := func(row int) unsafe.Pointer { return unsafe.Pointer(&w.packed[row/panelRows*ps]) }
 	if a.m == 1 {
-		q80Panels512(wp(lo), uintptr(ps), xrow(a, 0), nb, &dst[lo], hi-lo)
+		panel1(w, wp(lo), uintptr(ps), xrow(a, 0), nb, &dst[lo], hi-lo)
 		return
 	}
 	// Batches go over the weights in blocks of panels that stay in cache
@@ -605,12 +635,18 @@ func mulPanels(dst []float32, w *Matrix, a *Activations, lo, hi int) {
 				t.x[j] = xrow(a, r+j)
 				t.out[j] = unsafe.Pointer(&dst[(r+j)*w.rows+b0])
 			}
-			q80Panels4x512(wp(b0), uintptr(ps), &t, nb, n)
+			panel4(w, wp(b0), uintptr(ps), &t, nb, n)
 		}
 		// One to three rows left: the one-row kernel costs about a
 		// quarter of a tile each.
 		for ; r < a.m; r++ {
-			q80Panels512(wp(b0), uintptr(ps), xrow(a, r), nb, &dst[r*w.rows+b0], n)
+			panel1(w, wp(b0), uintptr(ps), xrow(a, r), nb, &dst[r*w.rows+b0], n)
 		}
 	}
 }
+
+//go:noescape
+func q4kPanels512(w unsafe.Pointer, pstride uintptr, x unsafe.Pointer, blocks int, out *float32, rows int)
+
+//go:noescape
+func q4kPanels4x512(w unsafe.Pointer, pstride uintptr, t *tile4, blocks int, rows int)

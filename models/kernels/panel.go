@@ -73,6 +73,57 @@ func packQ8_0(data []byte, rows, cols int) []byte {
 	return out
 }
 
+// Q4_K panels hold, for each super-block of 256 columns, 2368 bytes:
+//
+//	[0, 2048)      quants: pair c (sub-blocks 2c, 2c+1) has 8 chunks of 64
+//	               bytes; byte 4i+t of chunk k is byte 32c+4k+t of row i's
+//	               ggml quants (low nibble: element 64c+4k+t, high nibble:
+//	               element 64c+32+4k+t)
+//	[2048, 2176)   the 6-bit scale of sub-block j of row i at 16j+i
+//	[2176, 2304)   the 6-bit mins of sub-blocks 2c, 2c+1 of row i at
+//	               32c+2i, 32c+2i+1 (int16 pairs once widened, for VPDPWSSD
+//	               with the activations' sums of 32)
+//	[2304, 2336)   the fp16 d of the 16 rows
+//	[2336, 2368)   the fp16 dmin of the 16 rows
+//
+// 2.8% more bytes than the ggml blocks.
+const (
+	q4kPanelBlock = 2368
+	q4kScales     = 2048
+	q4kMins       = 2176
+	q4kD          = 2304
+	q4kDmin       = 2336
+)
+
+// packQ4_K copies a Q4_K matrix into the panel layout, 64-byte aligned.
+// Padding rows have zero scales, mins and d.
+func packQ4_K(data []byte, rows, cols int) []byte {
+	nb := cols / qkK
+	stride := nb * q4kPanelBlock
+	panels := (rows + panelRows - 1) / panelRows
+	out := alignedBytes(panels * stride)
+	for r := range rows {
+		p, i := r/panelRows, r%panelRows
+		for b := range nb {
+			blk := data[(r*nb+b)*blockQ4_K:]
+			pb := out[p*stride+b*q4kPanelBlock:]
+			for c := range 4 {
+				for k := range 8 {
+					copy(pb[c*512+k*64+4*i:][:4], blk[16+32*c+4*k:])
+				}
+			}
+			for j := range 8 {
+				sc, m := scaleMinK4(j, blk[4:16])
+				pb[q4kScales+16*j+i] = sc
+				pb[q4kMins+32*(j/2)+2*i+j%2] = m
+			}
+			pb[q4kD+2*i], pb[q4kD+2*i+1] = blk[0], blk[1]
+			pb[q4kDmin+2*i], pb[q4kDmin+2*i+1] = blk[2], blk[3]
+		}
+	}
+	return out
+}
+
 // alignedBytes returns n zero bytes starting at a 64-byte boundary.
 func alignedBytes(n int) []byte {
 	mem := make([]byte, n+63)

@@ -93,6 +93,115 @@
 	MOVQ    32+8*k(AX), AX \
 	VMOVUPS Z, K1, (AX)(DI*1)
 
+// Q4_K panels (panel.go): per super-block, eight sub-block sums per row
+// from VPDPBUSD of the nibbles with broadcast activation quants, scaled by
+// the rows' 6-bit scales in int32 (VPMULLD: exact, like ggml's sums); the
+// mins times the activations' sums of 32 by VPDPWSSD; then
+// acc += Σ·d·d_x and acc −= mins·dmin·d_x in float32. Z30 holds 0x0F
+// bytes.
+
+// QK1 adds chunk off of the quants at R10 (low nibbles: activation dword
+// xlo; high: xhi) for the activation row DX+R15.
+#define QK1(off, xlo, xhi, A, B) \
+	VMOVDQU64     off(R10), Z8 \
+	VPSRLW        $4, Z8, Z9 \
+	VPANDD        Z30, Z8, Z8 \
+	VPANDD        Z30, Z9, Z9 \
+	VPDPBUSD.BCST xlo(DX)(R15*1), Z8, A \
+	VPDPBUSD.BCST xhi(DX)(R15*1), Z9, B
+
+// PAIR1 adds sub-blocks 2c and 2c+1 (quants at c·512, activations at
+// 64c) times their scales into Z1.
+#define PAIR1(qo, xo, so) \
+	VPXORD    Z16, Z16, Z16 \
+	VPXORD    Z17, Z17, Z17 \
+	QK1(qo+0, xo+0, xo+32, Z16, Z17) \
+	QK1(qo+64, xo+4, xo+36, Z16, Z17) \
+	QK1(qo+128, xo+8, xo+40, Z16, Z17) \
+	QK1(qo+192, xo+12, xo+44, Z16, Z17) \
+	QK1(qo+256, xo+16, xo+48, Z16, Z17) \
+	QK1(qo+320, xo+20, xo+52, Z16, Z17) \
+	QK1(qo+384, xo+24, xo+56, Z16, Z17) \
+	QK1(qo+448, xo+28, xo+60, Z16, Z17) \
+	VPMOVZXBD so(R10), Z20 \
+	VPMULLD   Z20, Z16, Z16 \
+	VPADDD    Z16, Z1, Z1 \
+	VPMOVZXBD so+16(R10), Z21 \
+	VPMULLD   Z21, Z17, Z17 \
+	VPADDD    Z17, Z1, Z1
+
+// QK4 is QK1 for the four activation rows DX, R11, R13, R14.
+#define QK4(off, xlo, xhi) \
+	VMOVDQU64     off(R10), Z8 \
+	VPSRLW        $4, Z8, Z9 \
+	VPANDD        Z30, Z8, Z8 \
+	VPANDD        Z30, Z9, Z9 \
+	VPDPBUSD.BCST xlo(DX)(R15*1), Z8, Z16 \
+	VPDPBUSD.BCST xlo(R11)(R15*1), Z8, Z17 \
+	VPDPBUSD.BCST xlo(R13)(R15*1), Z8, Z18 \
+	VPDPBUSD.BCST xlo(R14)(R15*1), Z8, Z19 \
+	VPDPBUSD.BCST xhi(DX)(R15*1), Z9, Z20 \
+	VPDPBUSD.BCST xhi(R11)(R15*1), Z9, Z21 \
+	VPDPBUSD.BCST xhi(R13)(R15*1), Z9, Z22 \
+	VPDPBUSD.BCST xhi(R14)(R15*1), Z9, Z23
+
+// SCALE4 multiplies the sums A of one row by the scales in Z and adds
+// them to the row's total T.
+#define SCALE4(Z, A, T) \
+	VPMULLD Z, A, A \
+	VPADDD  A, T, T
+
+#define PAIR4(qo, xo, so) \
+	VPXORD Z16, Z16, Z16 \
+	VPXORD Z17, Z17, Z17 \
+	VPXORD Z18, Z18, Z18 \
+	VPXORD Z19, Z19, Z19 \
+	VPXORD Z20, Z20, Z20 \
+	VPXORD Z21, Z21, Z21 \
+	VPXORD Z22, Z22, Z22 \
+	VPXORD Z23, Z23, Z23 \
+	QK4(qo+0, xo+0, xo+32) \
+	QK4(qo+64, xo+4, xo+36) \
+	QK4(qo+128, xo+8, xo+40) \
+	QK4(qo+192, xo+12, xo+44) \
+	QK4(qo+256, xo+16, xo+48) \
+	QK4(qo+320, xo+20, xo+52) \
+	QK4(qo+384, xo+24, xo+56) \
+	QK4(qo+448, xo+28, xo+60) \
+	VPMOVZXBD so(R10), Z24 \
+	SCALE4(Z24, Z16, Z4) \
+	SCALE4(Z24, Z17, Z5) \
+	SCALE4(Z24, Z18, Z6) \
+	SCALE4(Z24, Z19, Z7) \
+	VPMOVZXBD so+16(R10), Z25 \
+	SCALE4(Z25, Z20, Z4) \
+	SCALE4(Z25, Z21, Z5) \
+	SCALE4(Z25, Z22, Z6) \
+	SCALE4(Z25, Z23, Z7)
+
+// MINS4 adds the mins pair c times the activations' sums of 32 into the
+// rows' min totals Z10..Z13.
+#define MINS4(c) \
+	VPMOVZXBW     2176+32*c(R10), Z26 \
+	VPDPWSSD.BCST 288+4*c(DX)(R15*1), Z26, Z10 \
+	VPDPWSSD.BCST 288+4*c(R11)(R15*1), Z26, Z11 \
+	VPDPWSSD.BCST 288+4*c(R13)(R15*1), Z26, Z12 \
+	VPDPWSSD.BCST 288+4*c(R14)(R15*1), Z26, Z13
+
+// FIN4K adds a row's super-block into its accumulator F: T·d·d_x and
+// −M·dmin·d_x (Z27 = d, Z28 = dmin as float32; d_x at 304 of the row).
+#define FIN4K(base, T, M, F) \
+	VMULPS.BCST  304(base)(R15*1), Z27, Z24 \
+	VCVTDQ2PS    T, T \
+	VFMADD231PS  Z24, T, F \
+	VMULPS.BCST  304(base)(R15*1), Z28, Z25 \
+	VCVTDQ2PS    M, M \
+	VFNMADD231PS Z25, M, F
+
+#define NIBBLEMASK \
+	MOVL         $0x0f0f0f0f, AX \
+	VPBROADCASTD AX, Z30
+
 // func q80Panels512(w unsafe.Pointer, pstride uintptr, x unsafe.Pointer, blocks int, out *float32, rows int)
 // out[i] = dot(row i, activation row x) for i < rows: the rows of
 // consecutive panels of pstride bytes at w. Each output adds its blocks
@@ -224,5 +333,156 @@ p4_partial:
 	STORE4M(3, Z3)
 
 p4_done:
+	VZEROUPPER
+	RET
+
+// func q4kPanels512(w unsafe.Pointer, pstride uintptr, x unsafe.Pointer, blocks int, out *float32, rows int)
+// out[i] = dot(row i, activation row x) for i < rows over consecutive Q4_K
+// panels; blocks is the number of super-blocks per row. Each output takes
+// its super-blocks in order, exactly as q4kPanels4x512 does.
+TEXT ·q4kPanels512(SB), NOSPLIT, $0-48
+	NIBBLEMASK
+	MOVQ w+0(FP), SI
+	MOVQ pstride+8(FP), R8
+	MOVQ x+16(FP), DX
+	MOVQ blocks+24(FP), CX
+	MOVQ out+32(FP), DI
+	MOVQ rows+40(FP), R9
+	TESTQ R9, R9
+	JLE  k1_done
+
+k1_panel:
+	VXORPS Z0, Z0, Z0
+	MOVQ SI, R10
+	XORQ R15, R15
+	MOVQ CX, R12
+
+k1_block:
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	PAIR1(0, 0, 2048)
+	PAIR1(512, 64, 2080)
+	PAIR1(1024, 128, 2112)
+	PAIR1(1536, 192, 2144)
+	VPMOVZXBW     2176(R10), Z26
+	VPDPWSSD.BCST 288(DX)(R15*1), Z26, Z2
+	VPMOVZXBW     2208(R10), Z26
+	VPDPWSSD.BCST 292(DX)(R15*1), Z26, Z2
+	VPMOVZXBW     2240(R10), Z26
+	VPDPWSSD.BCST 296(DX)(R15*1), Z26, Z2
+	VPMOVZXBW     2272(R10), Z26
+	VPDPWSSD.BCST 300(DX)(R15*1), Z26, Z2
+	VCVTPH2PS     2304(R10), Z27
+	VCVTPH2PS     2336(R10), Z28
+	VMULPS.BCST   304(DX)(R15*1), Z27, Z24
+	VCVTDQ2PS     Z1, Z1
+	VFMADD231PS   Z24, Z1, Z0
+	VMULPS.BCST   304(DX)(R15*1), Z28, Z25
+	VCVTDQ2PS     Z2, Z2
+	VFNMADD231PS  Z25, Z2, Z0
+	ADDQ $2368, R10
+	ADDQ $320, R15
+	DECQ R12
+	JNZ  k1_block
+
+	CMPQ R9, $16
+	JLT  k1_partial
+	VMOVUPS Z0, (DI)
+	ADDQ $64, DI
+	ADDQ R8, SI
+	SUBQ $16, R9
+	JNZ  k1_panel
+	JMP  k1_done
+
+k1_partial:
+	MOVQ  R9, CX
+	MOVL  $1, AX
+	SHLL  CX, AX
+	DECL  AX
+	KMOVW AX, K1
+	VMOVUPS Z0, K1, (DI)
+
+k1_done:
+	VZEROUPPER
+	RET
+
+// func q4kPanels4x512(w unsafe.Pointer, pstride uintptr, t *tile4, blocks int, rows int)
+// t.out[k][i] = dot(row i, activation row t.x[k]) for k < 4, i < rows.
+TEXT ·q4kPanels4x512(SB), NOSPLIT, $0-40
+	NIBBLEMASK
+	MOVQ w+0(FP), SI
+	MOVQ pstride+8(FP), R8
+	MOVQ t+16(FP), AX
+	MOVQ 0(AX), DX
+	MOVQ 8(AX), R11
+	MOVQ 16(AX), R13
+	MOVQ 24(AX), R14
+	MOVQ blocks+24(FP), CX
+	MOVQ rows+32(FP), R9
+	XORQ DI, DI
+	TESTQ R9, R9
+	JLE  k4_done
+
+k4_panel:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	MOVQ SI, R10
+	XORQ R15, R15
+	MOVQ CX, R12
+
+k4_block:
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	PAIR4(0, 0, 2048)
+	PAIR4(512, 64, 2080)
+	PAIR4(1024, 128, 2112)
+	PAIR4(1536, 192, 2144)
+	MINS4(0)
+	MINS4(1)
+	MINS4(2)
+	MINS4(3)
+	VCVTPH2PS 2304(R10), Z27
+	VCVTPH2PS 2336(R10), Z28
+	FIN4K(DX, Z4, Z10, Z0)
+	FIN4K(R11, Z5, Z11, Z1)
+	FIN4K(R13, Z6, Z12, Z2)
+	FIN4K(R14, Z7, Z13, Z3)
+	ADDQ $2368, R10
+	ADDQ $320, R15
+	DECQ R12
+	JNZ  k4_block
+
+	CMPQ R9, $16
+	JLT  k4_partial
+	STORE4(0, Z0)
+	STORE4(1, Z1)
+	STORE4(2, Z2)
+	STORE4(3, Z3)
+	ADDQ $64, DI
+	ADDQ R8, SI
+	SUBQ $16, R9
+	JNZ  k4_panel
+	JMP  k4_done
+
+k4_partial:
+	MOVQ  R9, CX
+	MOVL  $1, AX
+	SHLL  CX, AX
+	DECL  AX
+	KMOVW AX, K1
+	STORE4M(0, Z0)
+	STORE4M(1, Z1)
+	STORE4M(2, Z2)
+	STORE4M(3, Z3)
+
+k4_done:
 	VZEROUPPER
 	RET

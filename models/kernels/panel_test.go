@@ -13,15 +13,17 @@ func packedData(r *rand.Rand, tp ggml.Type, rows, cols int) []byte {
 	return randBlocks(r, tp, rows*cols/tp.BlockSize())
 }
 
-// TestPacked compares products with packed Q8_0 matrices against the
-// portable code over the ggml layout, for row counts around the panel
-// size, odd block counts, batches 1..13 (whole and partial tiles) and row
-// ranges that start and end inside panels.
+// TestPacked compares products with packed Q8_0 and Q4_K matrices
+// against the portable code over the ggml layout, for row counts around
+// the panel size, odd block counts, batches 1..13 (whole and partial
+// tiles) and row ranges that start and end inside panels.
 func TestPacked(t *testing.T) {
 	r := rand.New(rand.NewPCG(41, 42))
-	for _, rows := range []int{1, 15, 16, 17, 37, 64, 100} {
-		for _, nb := range []int{1, 2, 3, 30} {
-			checkPacked(t, r, ggml.TypeQ8_0, rows, nb*qk8_0)
+	for _, tp := range []ggml.Type{ggml.TypeQ8_0, ggml.TypeQ4_K} {
+		for _, rows := range []int{1, 15, 16, 17, 37, 64, 100} {
+			for _, nb := range []int{1, 2, 3, 7} {
+				checkPacked(t, r, tp, rows, nb*tp.BlockSize())
+			}
 		}
 	}
 }
@@ -108,13 +110,15 @@ func TestPackedIntegerExactness(t *testing.T) {
 // bit-identical whether it is computed alone or within a batch, so that
 // batched decoding gives the same tokens as unbatched decoding.
 func TestPackedBatchInvariance(t *testing.T) {
-	checkBatchInvariance(t, ggml.TypeQ8_0)
+	for _, tp := range []ggml.Type{ggml.TypeQ8_0, ggml.TypeQ4_K} {
+		checkBatchInvariance(t, tp)
+	}
 }
 
 func checkBatchInvariance(t *testing.T, tp ggml.Type) {
 	r := rand.New(rand.NewPCG(45, 46))
-	const rows, nb, m = 50, 7, 13
-	cols := nb * qk8_0
+	const rows, nb, m = 50, 3, 13
+	cols := nb * tp.BlockSize()
 	data := packedData(r, tp, rows, cols)
 	w, err := PackMatrix(tp, rows, cols, data)
 	if err != nil {

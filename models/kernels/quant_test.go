@@ -286,6 +286,7 @@ func TestIntegerExactness(t *testing.T) {
 				x[b] = 127
 			}
 			w, _ := NewMatrix(tp, rows, cols, data)
+			packed, _ := PackMatrix(tp, rows, cols, data)
 			var a Activations
 			if err := a.Prepare(tp, x, m, cols); err != nil {
 				t.Fatal(err)
@@ -298,12 +299,14 @@ func TestIntegerExactness(t *testing.T) {
 				}
 			}
 			for _, k := range fastSets() {
-				got := make([]float32, m*rows)
-				k.mul(got, w, &a, 0, rows)
-				for i := range got {
-					if got[i] != want[i] {
-						t.Errorf("%s %s m=%d: out[%d] = %g, exact integer %g", k.name, tp, m, i, got[i], want[i])
-						break
+				for _, wk := range []*Matrix{w, packed} {
+					got := make([]float32, m*rows)
+					k.mul(got, wk, &a, 0, rows)
+					for i := range got {
+						if got[i] != want[i] {
+							t.Errorf("%s %s m=%d packed=%v: out[%d] = %g, exact integer %g", k.name, tp, m, wk.Packed(), i, got[i], want[i])
+							break
+						}
 					}
 				}
 			}
