@@ -103,6 +103,7 @@
 // QK1 adds chunk off of the quants at R10 (low nibbles: activation dword
 // xlo; high: xhi) for the activation row DX+R15.
 #define QK1(off, xlo, xhi, A, B) \
+	PREFETCHT0    off+4096(R10) \
 	VMOVDQU64     off(R10), Z8 \
 	VPSRLW        $4, Z8, Z9 \
 	VPANDD        Z30, Z8, Z8 \
