@@ -541,6 +541,10 @@ func mulAVX512(dst []float32, w *Matrix, a *Activations, lo, hi int) {
 		mulPanels(dst, w, a, lo, hi)
 		return
 	}
+	if w.typ == ggml.TypeF16 && a.m >= batchF16Rows {
+		mulF16Batch(dst, w, a, lo, hi)
+		return
+	}
 	if w.typ == ggml.TypeF32 {
 		mulF32Rows(dst, w, a, lo, hi)
 		return
@@ -650,3 +654,61 @@ func q4kPanels512(w unsafe.Pointer, pstride uintptr, x unsafe.Pointer, blocks in
 
 //go:noescape
 func q4kPanels4x512(w unsafe.Pointer, pstride uintptr, t *tile4, blocks int, rows int)
+
+//go:noescape
+func f32Tile4x4(w *float32, wstride uintptr, t *tile4, n int, accumulate bool)
+
+//go:noescape
+func f16ToF32x512(dst *float32, src unsafe.Pointer, n int)
+
+// f16Block is how many columns of four F16 weight rows mulF16Batch
+// converts to float32 at a time: 16 KiB that stay in the L1 cache beside
+// the same columns of four activation rows.
+const f16Block = 1024
+
+// f16Stride is the distance between the converted rows, in floats.
+const f16Stride = f16Block + 16
+
+// batchF16Rows is the batch from which F16 products convert the weights to
+// float32 once and run the 4×4 register tile: below it the conversion
+// costs more than the tile saves.
+const batchF16Rows = 32
+
+// mulF16Batch is the AVX-512 product of F16 weights with at least
+// batchF16Rows activation rows. Each group of four weight rows is
+// converted to float32, a block of columns at a time, and multiplied with
+// every group of four activation rows by f32Tile4x4, which keeps sixteen
+// accumulators and does no conversion in its loop. Rows of the range
+// beyond the last whole group of four go through mulTiled.
+func mulF16Batch(dst []float32, w *Matrix, a *Activations, lo, hi int) {
+	// Rows of the scratch are f16Stride apart, 64-byte aligned and not a
+	// multiple of 4 KiB apart (which would map them to the same L1 sets).
+	var mem [4*f16Stride + 16]float32
+	scratch := mem[int(-uintptr(unsafe.Pointer(&mem[0]))&63)/4:][:4*f16Stride]
+	var spare [4][4]float32 // outputs of the padding slots of a last, partial tile
+	var t tile4
+	quads := lo + (hi-lo)/4*4
+	for i := lo; i < quads; i += 4 {
+		for k0 := 0; k0 < w.cols; k0 += f16Block {
+			kn := min(f16Block, w.cols-k0)
+			for q := range 4 {
+				f16ToF32x512(&scratch[q*f16Stride], unsafe.Pointer(&w.data[(i+q)*w.rowBytes+2*k0]), kn)
+			}
+			for r := 0; r < a.m; r += 4 {
+				for j := range 4 {
+					if r+j < a.m {
+						t.x[j] = unsafe.Pointer(&a.f32[(r+j)*a.cols+k0])
+						t.out[j] = unsafe.Pointer(&dst[(r+j)*w.rows+i])
+					} else {
+						t.x[j] = t.x[0]
+						t.out[j] = unsafe.Pointer(&spare[j])
+					}
+				}
+				f32Tile4x4(&scratch[0], 4*f16Stride, &t, kn, k0 > 0)
+			}
+		}
+	}
+	if quads < hi {
+		mulTiled(dst, w, a, quads, hi, kf16x512)
+	}
+}
