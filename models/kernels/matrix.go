@@ -128,6 +128,15 @@ func (a *Activations) WeightType() ggml.Type { return a.wtype }
 // Prepare fills a with the m rows of cols values in x (row r is
 // x[r·cols:(r+1)·cols]) in the form that weights of type t multiply.
 func (a *Activations) Prepare(t ggml.Type, x []float32, m, cols int) error {
+	if err := a.reset(t, x, m, cols); err != nil {
+		return err
+	}
+	a.fill(x, 0, m)
+	return nil
+}
+
+// reset checks the arguments of Prepare and sizes a for them.
+func (a *Activations) reset(t ggml.Type, x []float32, m, cols int) error {
 	if !Supports(t) {
 		return fmt.Errorf("prepare activations: weight type %s is not supported", t)
 	}
@@ -148,13 +157,26 @@ func (a *Activations) Prepare(t ggml.Type, x []float32, m, cols int) error {
 			a.f32 = make([]float32, m*cols)
 		}
 		a.f32 = a.f32[:m*cols]
-		copy(a.f32, x[:m*cols])
 	case ggml.TypeQ8_0, ggml.TypeQ4_0, ggml.TypeQ5_0:
 		a.kind = actQ8_0
-		nb := cols / qk8_0
-		a.grow(m, (nb+1)/2*q8PairBytes)
+		a.grow(m, (cols/qk8_0+1)/2*q8PairBytes)
+	default:
+		a.kind = actQ8_K
+		a.grow(m, cols/qkK*q8KBytes)
+	}
+	return nil
+}
+
+// fill prepares rows [lo, hi) of x into a, which reset sized. Disjoint
+// ranges may be filled concurrently.
+func (a *Activations) fill(x []float32, lo, hi int) {
+	cols := a.cols
+	switch a.kind {
+	case actF32:
+		copy(a.f32[lo*cols:hi*cols], x[lo*cols:hi*cols])
+	case actQ8_0:
 		var k int32
-		switch t {
+		switch a.wtype {
 		case ggml.TypeQ8_0:
 			k = 128
 		case ggml.TypeQ4_0:
@@ -162,17 +184,14 @@ func (a *Activations) Prepare(t ggml.Type, x []float32, m, cols int) error {
 		default:
 			k = 16
 		}
-		for r := range m {
+		for r := lo; r < hi; r++ {
 			active.prepQ8_0(a.q[r*a.stride:(r+1)*a.stride], x[r*cols:(r+1)*cols], k)
 		}
 	default:
-		a.kind = actQ8_K
-		a.grow(m, cols/qkK*q8KBytes)
-		for r := range m {
+		for r := lo; r < hi; r++ {
 			active.prepQ8_K(a.q[r*a.stride:(r+1)*a.stride], x[r*cols:(r+1)*cols])
 		}
 	}
-	return nil
 }
 
 // grow makes a.q hold m rows of stride bytes, aligned for vector loads.

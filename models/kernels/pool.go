@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/carryon/carryon/models/ggml"
 )
 
 // Pool splits data-parallel work over a fixed set of worker goroutines
@@ -39,7 +41,8 @@ type Pool struct {
 	n     int
 	chunk int
 
-	mm mulTask // MatMul's task, kept here so that MatMul does not allocate
+	mm   mulTask  // MatMul's task, kept here so that MatMul does not allocate
+	prep prepTask // Prepare's
 
 	closed atomic.Bool
 	wg     sync.WaitGroup
@@ -77,6 +80,14 @@ type mulTask struct {
 func (t *mulTask) Run(lo, hi, _ int) {
 	active.mul(t.dst, t.w, t.a, lo*panelRows, min(hi*panelRows, t.w.rows))
 }
+
+// prepTask is the Task of Pool.Prepare.
+type prepTask struct {
+	a *Activations
+	x []float32
+}
+
+func (t *prepTask) Run(lo, hi, _ int) { t.a.fill(t.x, lo, hi) }
 
 // spinFor is how long an idle worker polls for the next task before it
 // parks. One decode step issues its operations microseconds apart, so
@@ -168,6 +179,28 @@ func (p *Pool) MatMul(dst []float32, w *Matrix, a *Activations) error {
 	p.mm = mulTask{dst, w, a}
 	p.run((w.rows+panelRows-1)/panelRows, &p.mm)
 	p.mm = mulTask{}
+	p.mu.Unlock()
+	return nil
+}
+
+// serialPrepare is the number of values below which Prepare quantizes on
+// the calling goroutine alone.
+const serialPrepare = 1 << 15
+
+// Prepare is a.Prepare(t, x, m, cols) with the rows split over the pool's
+// threads, which pays for large batches (a prompt's rows).
+func (p *Pool) Prepare(a *Activations, t ggml.Type, x []float32, m, cols int) error {
+	if err := a.reset(t, x, m, cols); err != nil {
+		return err
+	}
+	if m == 1 || m*cols < serialPrepare {
+		a.fill(x, 0, m)
+		return nil
+	}
+	p.mu.Lock()
+	p.prep = prepTask{a, x}
+	p.run(m, &p.prep)
+	p.prep = prepTask{}
 	p.mu.Unlock()
 	return nil
 }

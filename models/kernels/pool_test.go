@@ -173,3 +173,37 @@ func TestPoolWaitsForSlowChunks(t *testing.T) {
 		}
 	}
 }
+
+// TestPoolPrepare: preparing a batch over the pool gives exactly the
+// activations of a serial Prepare, for every activation layout.
+func TestPoolPrepare(t *testing.T) {
+	p := NewPool(2)
+	defer p.Close()
+	r := rand.New(rand.NewPCG(17, 18))
+	for _, tp := range []ggml.Type{ggml.TypeF16, ggml.TypeQ8_0, ggml.TypeQ4_0, ggml.TypeQ4_K} {
+		const m, cols = 70, 1024
+		x := randF32(r, m*cols, 1)
+		var serial, pooled Activations
+		if err := serial.Prepare(tp, x, m, cols); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Prepare(&pooled, tp, x, m, cols); err != nil {
+			t.Fatal(err)
+		}
+		if pooled.Rows() != m || pooled.Cols() != cols || pooled.WeightType() != tp {
+			t.Fatalf("%s: prepared %d rows of %d for %s", tp, pooled.Rows(), pooled.Cols(), pooled.WeightType())
+		}
+		for row := range m {
+			a, b := activationRow(&serial, row), activationRow(&pooled, row)
+			for i := range a {
+				if a[i] != b[i] {
+					t.Fatalf("%s row %d [%d]: %g serial, %g pooled", tp, row, i, a[i], b[i])
+				}
+			}
+		}
+	}
+	var a Activations
+	if err := p.Prepare(&a, ggml.TypeQ8_0, make([]float32, 10), 1, 10); err == nil {
+		t.Error("Prepare accepted a row that is not whole blocks")
+	}
+}

@@ -107,7 +107,8 @@ func (b *Backend) prepared(typ ggml.Type, x []float32, rows, cols int) *kernels.
 		b.acts = append(b.acts, preparedInput{})
 	}
 	a := &b.acts[i]
-	if err := a.act.Prepare(typ, x, rows, cols); err != nil {
+	// The pool quantizes large batches on every thread.
+	if err := b.pool.Prepare(&a.act, typ, x, rows, cols); err != nil {
 		// The weight's shape was checked when it was loaded and the
 		// input's size above: this cannot fail.
 		panic(fmt.Sprintf("cpu backend: %v", err))
