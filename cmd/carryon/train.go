@@ -1,0 +1,360 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	carryonhead "github.com/carryon/carryon/models/carryon"
+	"github.com/carryon/carryon/models/gguf"
+	"github.com/carryon/carryon/models/llm"
+	"github.com/carryon/carryon/models/tokenizer"
+)
+
+type trainOptions struct {
+	model, data, out, cacheDir, bridge, dtype string
+	layers, dim, heads, seqLen, steps, batch  int
+	lr, alpha, evalFrac, weightDecay          float64
+	seed                                      uint64
+	resume, learnAlpha, jsonOut               bool
+	checkpointEvery, threads                  int
+}
+
+func newTrainCommand() *cobra.Command {
+	var o trainOptions
+	cmd := &cobra.Command{
+		Use:   "train --model BASE --data FILE --out HEAD_DIR",
+		Short: "Train a carry-on head for a base model on plain text or chat JSONL",
+		Long: `train trains a carry-on head on the frozen base model's final-norm hidden states.
+
+--data is plain text (tokenized and cut into sequences of --seq-len tokens) or,
+when it ends in .jsonl, one {"messages":[{"role":...,"content":...},...]} chat
+per line, whose assistant turns are the targets. A share (--eval-frac) of the
+sequences is held out: the base's loss and the head's loss on them are
+reported. The base's states are computed once and cached by content hash
+(--cache, default HEAD_DIR.features); checkpoints go to
+HEAD_DIR.checkpoint.safetensors and --resume continues from there.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runTrain(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.model, "model", "", "base model: a GGUF file or an Ollama model name")
+	f.StringVar(&o.data, "data", "", "training data: plain text, or chat JSONL (.jsonl)")
+	f.StringVar(&o.out, "out", "", "head directory to write")
+	f.StringVar(&o.cacheDir, "cache", "", "feature cache directory (default OUT.features)")
+	f.IntVar(&o.layers, "layers", 2, "transformer blocks of the head (1-4)")
+	f.IntVar(&o.dim, "dim", 128, "width of the head")
+	f.IntVar(&o.heads, "heads", 4, "attention heads of the head")
+	f.StringVar(&o.bridge, "bridge", carryonhead.BridgeInt8, "bridge: identity, int8 or linear")
+	f.StringVar(&o.dtype, "dtype", carryonhead.DTypeF16, "weight type of the written head: f16 or f32")
+	f.IntVar(&o.seqLen, "seq-len", 128, "tokens per training sequence")
+	f.IntVar(&o.steps, "steps", 500, "optimizer steps")
+	f.IntVar(&o.batch, "batch", 8, "sequences per step")
+	f.Float64Var(&o.lr, "lr", 1e-3, "peak learning rate")
+	f.Float64Var(&o.weightDecay, "weight-decay", 0.01, "AdamW weight decay of the matrices")
+	f.Float64Var(&o.alpha, "alpha", 1, "α, the scale of the head's delta")
+	f.BoolVar(&o.learnAlpha, "learn-alpha", false, "train α as well")
+	f.Uint64Var(&o.seed, "seed", 1, "seed of the initial weights and the batches")
+	f.Float64Var(&o.evalFrac, "eval-frac", 0.1, "share of sequences held out for evaluation")
+	f.BoolVar(&o.resume, "resume", false, "continue from the checkpoint")
+	f.IntVar(&o.checkpointEvery, "checkpoint-every", 100, "steps between checkpoints")
+	f.IntVar(&o.threads, "threads", 0, "threads of the base model (0: all CPUs)")
+	f.BoolVar(&o.jsonOut, "json", false, "print the final losses as JSON")
+	cmd.AddCommand(newTrainDataCommand())
+	return cmd
+}
+
+// trainResult is what --json prints.
+type trainResult struct {
+	BaseEvalLoss float64 `json:"base_eval_loss"`
+	EvalLoss     float64 `json:"eval_loss"`
+	TrainLoss    float64 `json:"train_loss"`
+	Params       int64   `json:"params"`
+	PeakRSSMB    float64 `json:"peak_rss_mb"`
+	HeadBytes    int64   `json:"head_bytes"`
+	Version      string  `json:"version"`
+	TrainSeqs    int     `json:"train_sequences"`
+	EvalSeqs     int     `json:"eval_sequences"`
+}
+
+func runTrain(ctx context.Context, stdout, stderr io.Writer, o trainOptions) error {
+	if o.model == "" || o.data == "" || o.out == "" {
+		return errors.New("train: --model, --data and --out are required")
+	}
+	if o.evalFrac <= 0 || o.evalFrac >= 1 {
+		return fmt.Errorf("train: --eval-frac %v: want a share between 0 and 1", o.evalFrac)
+	}
+	if o.seqLen < 2 {
+		return fmt.Errorf("train: --seq-len %d: want at least 2", o.seqLen)
+	}
+	path, err := resolveModelPath(o.model)
+	if err != nil {
+		return err
+	}
+	gf, err := gguf.Open(path)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	base, err := carryonhead.BaseFromGGUF(gf)
+	gf.Close()
+	if err != nil {
+		return fmt.Errorf("train: %s: %w", path, err)
+	}
+	model, err := llm.Load(path, llm.Options{Threads: o.threads})
+	if err != nil {
+		return err
+	}
+	defer model.Close()
+	tok, err := tokenizer.FromGGUF(model.Meta())
+	if err != nil {
+		return fmt.Errorf("train: %s: %w", path, err)
+	}
+
+	cfg := carryonhead.DefaultConfig(base)
+	cfg.Blocks, cfg.Width, cfg.Heads, cfg.FFN = o.layers, o.dim, o.heads, 4*o.dim
+	cfg.Bridge = carryonhead.Bridge{Kind: o.bridge}
+	cfg.DType = o.dtype
+	cfg.Alpha = float32(o.alpha)
+	cfg.Seed = o.seed
+	if cfg.Context == 0 || cfg.Context > o.seqLen {
+		cfg.Context = 0
+	}
+	head, err := carryonhead.New(cfg)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+
+	seqs, err := readTrainData(o.data, tok, o.seqLen)
+	if err != nil {
+		return err
+	}
+	if len(seqs) < 2 {
+		return fmt.Errorf("train: %s gives %d sequences, at least 2 are needed", o.data, len(seqs))
+	}
+	// A fixed shuffle (by the seed) before the split, so the held-out
+	// sequences are spread over the file.
+	rand.New(rand.NewPCG(o.seed, 0x5eed)).Shuffle(len(seqs), func(i, j int) { seqs[i], seqs[j] = seqs[j], seqs[i] })
+	nEval := max(1, int(float64(len(seqs))*o.evalFrac))
+	cacheDir := o.cacheDir
+	if cacheDir == "" {
+		cacheDir = filepath.Clean(o.out) + ".features"
+	}
+	start := time.Now()
+	examples, stats, err := carryonhead.Features(ctx, model, head.Config(), seqs, cacheDir)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	fmt.Fprintf(stderr, "features: %d sequences (%d from cache %s, %d computed) in %.1fs\n",
+		len(seqs), stats.Hits, cacheDir, stats.Computed, time.Since(start).Seconds())
+	evalSet, trainSet := examples[:nEval], examples[nEval:]
+
+	tr, err := carryonhead.NewTrainer(head, model, carryonhead.TrainOptions{
+		Steps: o.steps, Batch: o.batch, LR: o.lr, WeightDecay: o.weightDecay,
+		LearnAlpha: o.learnAlpha, Seed: o.seed,
+	})
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	ckpt := filepath.Clean(o.out) + ".checkpoint.safetensors"
+	if o.resume {
+		if err := tr.LoadCheckpoint(ckpt); err != nil {
+			return fmt.Errorf("train: --resume: %w", err)
+		}
+		fmt.Fprintf(stderr, "resumed from %s at step %d\n", ckpt, tr.Steps())
+	}
+	_, baseLoss, _, err := tr.Eval(ctx, evalSet)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	fmt.Fprintf(stderr, "held out: %d sequences, base loss %.4f\n", len(evalSet), baseLoss)
+
+	t0, s0 := time.Now(), tr.Steps()
+	tokens := 0
+	var recent []float64
+	err = tr.Run(ctx, trainSet, func(r carryonhead.StepReport) error {
+		tokens += r.Tokens
+		recent = append(recent, r.Loss)
+		if len(recent) > 20 {
+			recent = recent[1:]
+		}
+		el := time.Since(t0).Seconds()
+		done := r.Step - s0
+		eta := time.Duration(el / float64(done) * float64(o.steps-r.Step) * float64(time.Second))
+		fmt.Fprintf(stderr, "\rstep %d/%d  loss %.4f  lr %.2e  %.0f tok/s  eta %s   ",
+			r.Step, o.steps, mean(recent), r.LR, float64(tokens)/el, eta.Round(time.Second))
+		if r.Step%o.checkpointEvery == 0 || r.Step == o.steps {
+			if err := tr.SaveCheckpoint(ckpt); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	fmt.Fprintln(stderr)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	evalLoss, _, _, err := tr.Eval(ctx, evalSet)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	trainLoss, _, _, err := tr.Eval(ctx, trainSet)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	trained, err := tr.Head()
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	if err := trained.Save(o.out); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	res := trainResult{
+		BaseEvalLoss: baseLoss, EvalLoss: evalLoss, TrainLoss: trainLoss,
+		Params: trained.Parameters(), PeakRSSMB: peakRSSMB(), Version: trained.Version(),
+		TrainSeqs: len(trainSet), EvalSeqs: len(evalSet),
+	}
+	if st, err := os.Stat(filepath.Join(o.out, carryonhead.WeightsFile)); err == nil {
+		res.HeadBytes = st.Size()
+	}
+	if o.jsonOut {
+		enc := json.NewEncoder(stdout)
+		return enc.Encode(res)
+	}
+	fmt.Fprintf(stdout, "wrote %s (version %s, %d parameters)\nheld-out loss: base %.4f, head %.4f; train loss %.4f; peak RSS %.0f MB\n",
+		o.out, res.Version, res.Params, res.BaseEvalLoss, res.EvalLoss, res.TrainLoss, res.PeakRSSMB)
+	return nil
+}
+
+func mean(v []float64) float64 {
+	var s float64
+	for _, x := range v {
+		s += x
+	}
+	return s / float64(len(v))
+}
+
+// peakRSSMB returns the process's peak resident set (VmHWM) in MB, or 0
+// where /proc does not say.
+func peakRSSMB() float64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
+			if err == nil {
+				return kb / 1024
+			}
+		}
+	}
+	return 0
+}
+
+// chatLine is one line of chat JSONL.
+type chatLine struct {
+	Messages []struct {
+		Role    string `json:"role"`
+		Content string `json:"content"`
+	} `json:"messages"`
+}
+
+// readTrainData reads plain text or chat JSONL (by the .jsonl extension)
+// into token sequences of at most seqLen+1 tokens.
+func readTrainData(path string, tok *tokenizer.Tokenizer, seqLen int) ([]carryonhead.Sequence, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	if strings.HasSuffix(path, ".jsonl") {
+		return chatSequences(path, data, tok, seqLen)
+	}
+	ids := tok.Encode(string(data), true, false)
+	var seqs []carryonhead.Sequence
+	for s := 0; s+1 < len(ids); s += seqLen {
+		end := min(s+seqLen+1, len(ids))
+		if end-s < 2 {
+			break
+		}
+		seqs = append(seqs, carryonhead.Sequence{Tokens: ids[s:end]})
+	}
+	return seqs, nil
+}
+
+// chatSequences turns chat JSONL into sequences: each message is written
+// as "role: content\n"; the tokens of assistant contents (and their
+// newline) are the targets. A chat longer than seqLen+1 tokens is cut.
+func chatSequences(path string, data []byte, tok *tokenizer.Tokenizer, seqLen int) ([]carryonhead.Sequence, error) {
+	var seqs []carryonhead.Sequence
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for line := 1; sc.Scan(); line++ {
+		text := bytes.TrimSpace(sc.Bytes())
+		if len(text) == 0 {
+			continue
+		}
+		var c chatLine
+		dec := json.NewDecoder(bytes.NewReader(text))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&c); err != nil {
+			return nil, fmt.Errorf("train: %s:%d: %w", path, line, err)
+		}
+		if len(c.Messages) == 0 {
+			return nil, fmt.Errorf("train: %s:%d: no messages", path, line)
+		}
+		var s carryonhead.Sequence
+		assistant := false
+		var mask []bool
+		if tok.AddBOS() {
+			s.Tokens = append(s.Tokens, tok.BOS())
+			mask = append(mask, false)
+		}
+		for k, m := range c.Messages {
+			switch m.Role {
+			case "system", "user", "assistant", "tool":
+			default:
+				return nil, fmt.Errorf("train: %s:%d: message %d: unknown role %q", path, line, k, m.Role)
+			}
+			head := tok.Encode(m.Role+": ", false, false)
+			body := tok.Encode(m.Content+"\n", false, false)
+			for range head {
+				mask = append(mask, false)
+			}
+			for range body {
+				mask = append(mask, m.Role == "assistant")
+			}
+			s.Tokens = append(append(s.Tokens, head...), body...)
+			assistant = assistant || m.Role == "assistant"
+		}
+		if !assistant {
+			return nil, fmt.Errorf("train: %s:%d: no assistant message to train on", path, line)
+		}
+		// mask holds one mark per token; Trained[i] marks Tokens[i+1].
+		s.Trained = mask[1:]
+		if len(s.Tokens) > seqLen+1 {
+			s.Tokens, s.Trained = s.Tokens[:seqLen+1], s.Trained[:seqLen]
+		}
+		if len(s.Tokens) < 2 {
+			continue
+		}
+		seqs = append(seqs, s)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("train: %s: %w", path, err)
+	}
+	return seqs, nil
+}
