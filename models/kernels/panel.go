@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"encoding/binary"
 	"unsafe"
 
 	"github.com/carryon/carryon/models/ggml"
@@ -43,30 +44,25 @@ func packQ8_0(data []byte, rows, cols int) []byte {
 	panels := (rows + panelRows - 1) / panelRows
 	out := alignedBytes(panels * stride)
 	rowBytes := nb * blockQ8_0
-	for p := range panels {
+	for r := range panels * panelRows {
+		p, i := r/panelRows, r%panelRows
 		pan := out[p*stride : (p+1)*stride]
-		for i := range panelRows {
-			r := p*panelRows + i
-			for b := range nb {
-				q := pan[b*panelBlockBytes:]
-				sc := pan[nb*panelBlockBytes+b*panelScaleBytes:]
-				if r >= rows {
-					// Padding rows: zero scales make their outputs 0
-					// whatever the quants; 128 is the quant 0.
-					for k := range 8 {
-						for j := range 4 {
-							q[k*panelChunkBytes+4*i+j] = 128
-						}
-					}
-					continue
-				}
-				blk := data[r*rowBytes+b*blockQ8_0:]
-				sc[2*i], sc[2*i+1] = blk[0], blk[1]
+		for b := range nb {
+			q := pan[b*panelBlockBytes+4*i:]
+			if r >= rows {
+				// Padding rows: zero scales make their outputs 0
+				// whatever the quants; 128 is the quant 0.
 				for k := range 8 {
-					for j := range 4 {
-						q[k*panelChunkBytes+4*i+j] = blk[2+4*k+j] ^ 0x80
-					}
+					binary.LittleEndian.PutUint32(q[k*panelChunkBytes:], 0x80808080)
 				}
+				continue
+			}
+			blk := data[r*rowBytes+b*blockQ8_0:]
+			sc := pan[nb*panelBlockBytes+b*panelScaleBytes+2*i:]
+			sc[0], sc[1] = blk[0], blk[1]
+			for k := range 8 {
+				v := binary.LittleEndian.Uint32(blk[2+4*k:])
+				binary.LittleEndian.PutUint32(q[k*panelChunkBytes:], v^0x80808080)
 			}
 		}
 	}
