@@ -43,6 +43,7 @@ and customizes them per request with small carry-on heads.`,
 		newBenchCommand(),
 		newServeCommand(),
 		newBenchServeCommand(),
+		newGTTCommand(),
 		newHeadsCommand(),
 		newTrainCommand(),
 	)

@@ -1,0 +1,39 @@
+package gtt
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// BenchmarkForecast measures the latency of one forecast call and the
+// series forecast per second for 1, 32 and 512 univariate series of 1024
+// steps, batched into one call, at a horizon of 96 (two passes), with the
+// embedded model's shape on one thread.
+func BenchmarkForecast(b *testing.B) {
+	m, err := New(SmallCPUConfig, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	for _, n := range []int{1, 32, 512} {
+		inputs := make([]Input, n)
+		for i := range inputs {
+			x := sineSeries(1024, 10+40*rng.Float64(), rng.Float64()*6, 0, 1)
+			for k := range x {
+				x[k] += float32(rng.NormFloat64() * 0.1)
+			}
+			inputs[i] = Input{Series: [][]float32{x}}
+		}
+		b.Run(fmt.Sprintf("series=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := m.ForecastBatch(context.Background(), inputs, 96); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "series/s")
+			b.ReportMetric(b.Elapsed().Seconds()*1000/float64(b.N), "ms/forecast")
+		})
+	}
+}

@@ -1,0 +1,130 @@
+//go:build amd64 && !noasm
+
+#include "textflag.h"
+
+// func gemm4x64(c *float32, ldc int, a *float32, ar int, ak int, b *float32, ldb int, k int)
+// C[r][0:64] += Σ_{j<k} a[r·ar + j·ak]·B[j][0:64] for r < 4 (AVX-512F);
+// strides count elements, so A is read row-major (ar = lda, ak = 1) or
+// transposed (ar = 1, ak = lda).
+TEXT ·gemm4x64(SB), NOSPLIT, $0-64
+	MOVQ c+0(FP), DI
+	MOVQ ldc+8(FP), R8
+	SHLQ $2, R8
+	MOVQ a+16(FP), SI
+	MOVQ ar+24(FP), R9
+	SHLQ $2, R9
+	MOVQ ak+32(FP), R13
+	SHLQ $2, R13
+	MOVQ b+40(FP), BX
+	MOVQ ldb+48(FP), R10
+	SHLQ $2, R10
+	MOVQ k+56(FP), CX
+	LEAQ (R8)(R8*2), R11
+	LEAQ (R9)(R9*2), R12
+
+	VMOVUPS (DI), Z0
+	VMOVUPS 64(DI), Z1
+	VMOVUPS 128(DI), Z2
+	VMOVUPS 192(DI), Z3
+	VMOVUPS (DI)(R8*1), Z4
+	VMOVUPS 64(DI)(R8*1), Z5
+	VMOVUPS 128(DI)(R8*1), Z6
+	VMOVUPS 192(DI)(R8*1), Z7
+	VMOVUPS (DI)(R8*2), Z8
+	VMOVUPS 64(DI)(R8*2), Z9
+	VMOVUPS 128(DI)(R8*2), Z10
+	VMOVUPS 192(DI)(R8*2), Z11
+	VMOVUPS (DI)(R11*1), Z12
+	VMOVUPS 64(DI)(R11*1), Z13
+	VMOVUPS 128(DI)(R11*1), Z14
+	VMOVUPS 192(DI)(R11*1), Z15
+
+	TESTQ CX, CX
+	JZ    g4_store
+
+g4_loop:
+	VMOVUPS      (BX), Z16
+	VMOVUPS      64(BX), Z17
+	VMOVUPS      128(BX), Z18
+	VMOVUPS      192(BX), Z19
+	VBROADCASTSS (SI), Z20
+	VBROADCASTSS (SI)(R9*1), Z21
+	VBROADCASTSS (SI)(R9*2), Z22
+	VBROADCASTSS (SI)(R12*1), Z23
+	VFMADD231PS  Z16, Z20, Z0
+	VFMADD231PS  Z17, Z20, Z1
+	VFMADD231PS  Z18, Z20, Z2
+	VFMADD231PS  Z19, Z20, Z3
+	VFMADD231PS  Z16, Z21, Z4
+	VFMADD231PS  Z17, Z21, Z5
+	VFMADD231PS  Z18, Z21, Z6
+	VFMADD231PS  Z19, Z21, Z7
+	VFMADD231PS  Z16, Z22, Z8
+	VFMADD231PS  Z17, Z22, Z9
+	VFMADD231PS  Z18, Z22, Z10
+	VFMADD231PS  Z19, Z22, Z11
+	VFMADD231PS  Z16, Z23, Z12
+	VFMADD231PS  Z17, Z23, Z13
+	VFMADD231PS  Z18, Z23, Z14
+	VFMADD231PS  Z19, Z23, Z15
+	ADDQ         R13, SI
+	ADDQ         R10, BX
+	DECQ         CX
+	JNZ          g4_loop
+
+g4_store:
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	VMOVUPS Z4, (DI)(R8*1)
+	VMOVUPS Z5, 64(DI)(R8*1)
+	VMOVUPS Z6, 128(DI)(R8*1)
+	VMOVUPS Z7, 192(DI)(R8*1)
+	VMOVUPS Z8, (DI)(R8*2)
+	VMOVUPS Z9, 64(DI)(R8*2)
+	VMOVUPS Z10, 128(DI)(R8*2)
+	VMOVUPS Z11, 192(DI)(R8*2)
+	VMOVUPS Z12, (DI)(R11*1)
+	VMOVUPS Z13, 64(DI)(R11*1)
+	VMOVUPS Z14, 128(DI)(R11*1)
+	VMOVUPS Z15, 192(DI)(R11*1)
+	VZEROUPPER
+	RET
+
+// func gemm1x64(c *float32, a *float32, ak int, b *float32, ldb int, k int)
+// C[0:64] += Σ_{j<k} a[j·ak]·B[j][0:64] (AVX-512F).
+TEXT ·gemm1x64(SB), NOSPLIT, $0-48
+	MOVQ c+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ ak+16(FP), R13
+	SHLQ $2, R13
+	MOVQ b+24(FP), BX
+	MOVQ ldb+32(FP), R10
+	SHLQ $2, R10
+	MOVQ k+40(FP), CX
+	VMOVUPS (DI), Z0
+	VMOVUPS 64(DI), Z1
+	VMOVUPS 128(DI), Z2
+	VMOVUPS 192(DI), Z3
+	TESTQ CX, CX
+	JZ    g1_store
+
+g1_loop:
+	VBROADCASTSS (SI), Z20
+	VFMADD231PS  (BX), Z20, Z0
+	VFMADD231PS  64(BX), Z20, Z1
+	VFMADD231PS  128(BX), Z20, Z2
+	VFMADD231PS  192(BX), Z20, Z3
+	ADDQ         R13, SI
+	ADDQ         R10, BX
+	DECQ         CX
+	JNZ          g1_loop
+
+g1_store:
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	VZEROUPPER
+	RET
