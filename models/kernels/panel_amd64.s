@@ -17,6 +17,14 @@
 #define B1(wq, wsc, xq, xb, xs, IA, IB, F) \
 	VPBROADCASTD     xb(DX)(R15*1), IA \
 	VPXORD           IB, IB, IB \
+	PREFETCHT0       wq+4096(R10) \
+	PREFETCHT0       wq+4160(R10) \
+	PREFETCHT0       wq+4224(R10) \
+	PREFETCHT0       wq+4288(R10) \
+	PREFETCHT0       wq+4352(R10) \
+	PREFETCHT0       wq+4416(R10) \
+	PREFETCHT0       wq+4480(R10) \
+	PREFETCHT0       wq+4544(R10) \
 	VMOVDQU64        wq+0(R10), Z8 \
 	VPDPBUSD.BCST    xq+0(DX)(R15*1), Z8, IA \
 	VMOVDQU64        wq+64(R10), Z9 \
@@ -42,6 +50,7 @@
 // K4 multiplies one chunk of quants (offset wo from R10) with the
 // activation dwords at xo of the four rows of the tile.
 #define K4(wo, xo, A0, A1, A2, A3) \
+	PREFETCHT0    wo+4096(R10) \
 	VMOVDQU64     wo(R10), Z8 \
 	VPDPBUSD.BCST xo(DX)(R15*1), Z8, A0 \
 	VPDPBUSD.BCST xo(R11)(R15*1), Z8, A1 \
@@ -133,6 +142,7 @@
 
 // QK4 is QK1 for the four activation rows DX, R11, R13, R14.
 #define QK4(off, xlo, xhi) \
+	PREFETCHT0    off+4096(R10) \
 	VMOVDQU64     off(R10), Z8 \
 	VPSRLW        $4, Z8, Z9 \
 	VPANDD        Z30, Z8, Z8 \
