@@ -672,7 +672,7 @@ const f16Stride = f16Block + 16
 // batchF16Rows is the batch from which F16 products convert the weights to
 // float32 once and run the 4×4 register tile: below it the conversion
 // costs more than the tile saves.
-const batchF16Rows = 32
+const batchF16Rows = 16
 
 // mulF16Batch is the AVX-512 product of F16 weights with at least
 // batchF16Rows activation rows. Each group of four weight rows is
