@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -231,5 +232,37 @@ func TestNoAllocations(t *testing.T) {
 	step()
 	if n := testing.AllocsPerRun(20, step); n != 0 {
 		t.Errorf("a step allocates %v times", n)
+	}
+}
+
+// BenchmarkAttention measures one decoded row attending over a long F16
+// and F32 cache with the head layout of bench-llama-360m (15 query heads
+// on 5 key/value heads of 64).
+func BenchmarkAttention(b *testing.B) {
+	rng := rand.New(rand.NewPCG(17, 18))
+	s := compute.AttentionShape{Heads: 15, KVHeads: 5, HeadDim: 64, ValueDim: 64, Scale: 0.125}
+	for _, n := range []int{128, 1024} {
+		k := randn(rng, n*s.KVHeads*s.HeadDim, 1)
+		v := randn(rng, n*s.KVHeads*s.ValueDim, 1)
+		k16, v16 := make([]uint16, len(k)), make([]uint16, len(v))
+		for i := range k {
+			k16[i], v16[i] = ggml.F32ToF16(k[i]), ggml.F32ToF16(v[i])
+		}
+		q := randn(rng, s.Heads*s.HeadDim, 1)
+		dst := make([]float32, s.Heads*s.ValueDim)
+		for _, kv := range []compute.KV{{K16: k16, V16: v16}, {K32: k, V32: v}} {
+			name := "F32"
+			if kv.K16 != nil {
+				name = "F16"
+			}
+			b.Run(fmt.Sprintf("%s/len=%d", name, n), func(b *testing.B) {
+				be := newBackend(b, 1)
+				rows := []compute.AttentionRow{{KV: kv, Len: n}}
+				b.SetBytes(int64(n * s.KVHeads * (s.HeadDim + s.ValueDim) * 2))
+				for b.Loop() {
+					be.Attention(dst, q, rows, s)
+				}
+			})
+		}
 	}
 }
