@@ -47,6 +47,10 @@ type kernelSet struct {
 	prepQ8_0 func(dst []byte, x []float32, k int32)
 	// prepQ8_K quantizes one row into the actQ8_K layout.
 	prepQ8_K func(dst []byte, x []float32)
+	// dotRowsCache is dotRowsF32 or dotRowsF16 by the cache's type.
+	dotRowsCache func(out, q []float32, rows cacheRows, stride int)
+	// axpyHeads sets out_j = Σ_p w[j·n+p]·row_p[:dv] for heads j < heads.
+	axpyHeads func(out, w []float32, heads int, rows cacheRows, stride, n, dv int)
 	// pack returns w's weights in a layout of this set's own for its
 	// mul, or nil where the set reads the ggml layout (see PackMatrix).
 	pack func(w *Matrix) []byte
@@ -70,6 +74,9 @@ var generic = kernelSet{
 	mul:         mulGeneric,
 	prepQ8_0:    prepareQ8_0Row,
 	prepQ8_K:    prepareQ8_KRow,
+
+	dotRowsCache: dotRowsCacheGeneric,
+	axpyHeads:    axpyHeadsGeneric,
 }
 
 func dotF32Generic(a, b []float32) float32 {

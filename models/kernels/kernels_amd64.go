@@ -34,6 +34,9 @@ var avx2Set = kernelSet{
 	mul:         mulAVX2,
 	prepQ8_0:    prepQ8_0Fast,
 	prepQ8_K:    prepQ8_KFast,
+
+	dotRowsCache: dotRowsCacheAVX2,
+	axpyHeads:    axpyHeadsAVX2,
 }
 
 var avx512Set = kernelSet{
@@ -55,6 +58,9 @@ var avx512Set = kernelSet{
 	prepQ8_0:    prepQ8_0Fast,
 	prepQ8_K:    prepQ8_KFast,
 	pack:        packAVX512,
+
+	dotRowsCache: dotRowsCacheAVX512,
+	axpyHeads:    axpyHeadsAVX512,
 }
 
 // active is the kernel set in use.

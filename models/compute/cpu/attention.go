@@ -17,11 +17,13 @@ type attentionTask struct {
 }
 
 // Attention computes causal attention over the cache for each query row,
-// splitting the (row, head) pairs over the threads.
+// splitting the (row, key/value head) pairs over the threads. The query
+// heads that share a key/value head are computed together, so that each
+// cached value row is read once for all of them.
 //
-// With an F16 cache it rounds the query to F16 before its products with
-// the cached keys, as ggml does when it multiplies an F16 cache, so that
-// results stay close to llama.cpp's.
+// With an F16 cache it rounds the query and the softmax weights to F16
+// before their products with the cached keys and values, as ggml does when
+// it multiplies an F16 cache, so that results match llama.cpp's.
 func (b *Backend) Attention(dst, q []float32, rows []compute.AttentionRow, s compute.AttentionShape) {
 	if len(rows) == 0 {
 		return
@@ -32,62 +34,47 @@ func (b *Backend) Attention(dst, q []float32, rows []compute.AttentionRow, s com
 		longest = max(longest, r.Len)
 	}
 	work *= s.Heads * (s.HeadDim + s.ValueDim)
-	// Each worker holds the scores of one head and a rounded query head.
+	// Each worker holds the scores of one group of heads and a copy of
+	// its queries.
+	group := s.Heads / s.KVHeads
+	need := group * (longest + s.HeadDim)
 	for w := range b.attnScratch {
-		if len(b.attnScratch[w]) < longest+s.HeadDim {
-			b.attnScratch[w] = make([]float32, 2*(longest+s.HeadDim))
+		if len(b.attnScratch[w]) < need {
+			b.attnScratch[w] = make([]float32, 2*need)
 		}
 	}
 	t := &b.att
 	t.dst, t.q, t.rows, t.s = dst, q, rows, s
-	b.run(len(rows)*s.Heads, work, t)
+	b.run(len(rows)*s.KVHeads, work, t)
 	t.dst, t.q, t.rows = nil, nil, nil
 }
 
-// Run computes the query heads [lo, hi), numbered row-major.
+// Run computes the items [lo, hi): row r's query heads on key/value head
+// h for item r·KVHeads+h.
 func (t *attentionTask) Run(lo, hi, worker int) {
 	s := t.s
 	group := s.Heads / s.KVHeads
 	kStride, vStride := s.KVHeads*s.HeadDim, s.KVHeads*s.ValueDim
 	scratch := t.b.attnScratch[worker]
 	for item := lo; item < hi; item++ {
-		r, h := item/s.Heads, item%s.Heads
+		r, kvh := item/s.KVHeads, item%s.KVHeads
 		row := t.rows[r]
-		kvh := h / group
-		q := t.q[(r*s.Heads+h)*s.HeadDim:][:s.HeadDim]
-		out := t.dst[(r*s.Heads+h)*s.ValueDim:][:s.ValueDim]
-		p := scratch[:row.Len]
-		if err := t.head(out, q, p, scratch[row.Len:row.Len+s.HeadDim], row.KV, kvh, kStride, vStride); err != nil {
-			panic(fmt.Sprintf("cpu backend: attention row %d head %d: %v", r, h, err))
+		h0 := kvh * group // first query head of the group
+		out := t.dst[(r*s.Heads+h0)*s.ValueDim:][:group*s.ValueDim]
+		q := t.q[(r*s.Heads+h0)*s.HeadDim:][:group*s.HeadDim]
+		scores := scratch[:group*row.Len]
+		var err error
+		if row.KV.K16 != nil {
+			qh := scratch[group*row.Len:][:len(q)]
+			copy(qh, q) // rounded in place
+			err = kernels.AttendHeadsF16(out, qh, group, row.KV.K16[kvh*s.HeadDim:], row.KV.V16[kvh*s.ValueDim:],
+				row.Len, kStride, vStride, s.Scale, scores, true)
+		} else {
+			err = kernels.AttendHeadsF32(out, q, group, row.KV.K32[kvh*s.HeadDim:], row.KV.V32[kvh*s.ValueDim:],
+				row.Len, kStride, vStride, s.Scale, scores)
+		}
+		if err != nil {
+			panic(fmt.Sprintf("cpu backend: attention row %d key/value head %d: %v", r, kvh, err))
 		}
 	}
-}
-
-// head computes one query head over KV head kvh: p receives the softmax
-// of the scaled query·key products and out their weighted sum of values.
-// qh is scratch for the query rounded to F16.
-//
-// With an F16 cache the query and the softmax weights are rounded to F16
-// before their products with the cache, as ggml does when it multiplies
-// an F16 cache, so that results match llama.cpp's.
-func (t *attentionTask) head(out, q, p, qh []float32, kv compute.KV, kvh, kStride, vStride int) error {
-	s := t.s
-	var err error
-	if kv.K16 != nil {
-		kernels.RoundF16(qh, q)
-		err = kernels.DotRowsF16(p, qh, kv.K16[kvh*s.HeadDim:], kStride)
-	} else {
-		err = kernels.DotRowsF32(p, q, kv.K32[kvh*s.HeadDim:], kStride)
-	}
-	if err != nil {
-		return err
-	}
-	kernels.Scale(p, s.Scale)
-	kernels.Softmax(p)
-	clear(out)
-	if kv.V16 != nil {
-		kernels.RoundF16(p, p)
-		return kernels.AxpyRowsF16(out, p, kv.V16[kvh*s.ValueDim:], vStride)
-	}
-	return kernels.AxpyRowsF32(out, p, kv.V32[kvh*s.ValueDim:], vStride)
 }
