@@ -454,12 +454,22 @@ func runGTTEval(ctx context.Context, out, logw io.Writer, o evalOptions) error {
 		return fmt.Errorf("gtt eval %s: %w", o.csv, err)
 	}
 	if o.json {
-		doc := map[string]map[string]evalHorizon{"horizons": {}}
-		for _, h := range res.Horizons {
-			doc["horizons"][strconv.Itoa(h.Horizon)] = evalHorizon{h.Model, h.Naive, h.SeasonalNaive}
+		// {"horizons":{"96":{...},...}} with the horizons in increasing order.
+		var b strings.Builder
+		b.WriteString(`{"horizons":{`)
+		for i, h := range res.Horizons {
+			e, err := json.Marshal(evalHorizon{h.Model, h.Naive, h.SeasonalNaive})
+			if err != nil {
+				return fmt.Errorf("gtt eval: %w", err)
+			}
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "%q:%s", strconv.Itoa(h.Horizon), e)
 		}
-		enc := json.NewEncoder(out)
-		return enc.Encode(doc)
+		b.WriteString("}}\n")
+		_, err := io.WriteString(out, b.String())
+		return err
 	}
 	timesUsed := "no timestamps"
 	if f.Times != nil {

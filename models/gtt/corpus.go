@@ -177,14 +177,14 @@ func (c *Corpus) realWindow(rng *rand.Rand, src *corpusSource, ctxLen int) ([][]
 	chans = chans[:nc]
 	cols := make([][]float64, nc)
 	for i, ch := range chans {
-		src := t.cols[ch]
+		col := t.cols[ch]
 		x := make([]float64, end-start)
 		for j := range x {
 			row := (start + j) * k
 			var s float64
 			cnt := 0
 			for q := 0; q < k; q++ {
-				if v := src[row+q]; !math.IsNaN(v) {
+				if v := col[row+q]; !math.IsNaN(v) {
 					s += v
 					cnt++
 				}

@@ -116,11 +116,10 @@ func (t *Trainer) Loss(samples []Sample) (float64, error) {
 // loss (before the step) and the gradient's global norm (before clipping).
 func (t *Trainer) TrainStep(samples []Sample) (loss, gradNorm float64, err error) {
 	clear(t.grads)
-	loss, count, err := t.lossAndGrad(samples)
+	loss, _, err = t.lossAndGrad(samples)
 	if err != nil {
 		return 0, 0, err
 	}
-	_ = count
 	var sq float64
 	for _, g := range t.grads {
 		sq += float64(g) * float64(g)
