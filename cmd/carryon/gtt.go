@@ -80,7 +80,7 @@ the end (as --dtype). Interrupting saves the last weights.`,
 	f.IntVar(&o.layers, "layers", 0, "override the number of layers")
 	f.IntVar(&o.heads, "heads", 0, "override the number of attention heads")
 	f.IntVar(&o.mlp, "mlp", 0, "override the MLP width (default 4·d when --dim is set)")
-	f.IntVar(&o.steps, "steps", 5000, "optimizer steps")
+	f.IntVar(&o.steps, "steps", 5500, "optimizer steps")
 	f.IntVar(&o.tokens, "tokens", 2048, "tokens per step")
 	f.Float64Var(&o.lr, "lr", 1e-3, "peak learning rate")
 	f.IntVar(&o.warmup, "warmup", 0, "warmup steps (0: 5% of --steps, at most 200)")
