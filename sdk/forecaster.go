@@ -1,6 +1,9 @@
 package sdk
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Forecaster is what a forecaster plugin implements: it loads time-series
 // models from directories and predicts the next steps of multivariate series.
@@ -40,20 +43,64 @@ type ForecasterInfo struct {
 	Channels int
 }
 
-// ForecastRequest asks for a forecast.
+// ForecastRequest asks for a forecast: of Series (one item without
+// timestamps or known covariates), or of every element of Items.
 type ForecastRequest struct {
 	// Model is the id the model was loaded under.
 	Model string
 	// Series holds the history, one slice per channel, all of the same
-	// length; NaN marks a missing value.
+	// length; NaN marks a missing value. It must be empty when Items is
+	// not.
 	Series [][]float32
 	// Horizon is the number of steps to predict.
 	Horizon int
+	// Items holds independent multivariate histories to forecast in one
+	// call; the channels of one item attend to each other.
+	Items []ForecastItem
+	// Quantiles lists the quantile levels, each in (0, 1) and in
+	// increasing order, to predict besides the point forecast; empty for
+	// none.
+	Quantiles []float64
+}
+
+// ForecastItem is one multivariate history of a ForecastRequest.
+type ForecastItem struct {
+	// Series holds the history, one slice per channel, all of the same
+	// length (at least one step); NaN marks a missing value.
+	Series [][]float32
+	// Timestamps, when not nil, holds the time of every step, increasing.
+	Timestamps []time.Time
+	// Known holds covariates whose future is known (such as a price plan
+	// or a holiday flag), one slice per channel of len(Series[0])+Horizon
+	// steps: inputs to the model, never predicted. Nil for none.
+	Known [][]float32
+}
+
+// AllItems returns req.Items, or req.Series as a single item when Items is
+// empty.
+func (req ForecastRequest) AllItems() []ForecastItem {
+	if len(req.Items) > 0 {
+		return req.Items
+	}
+	return []ForecastItem{{Series: req.Series}}
 }
 
 // Forecast is the prediction for a ForecastRequest.
 type Forecast struct {
 	// Values holds Horizon predicted steps per channel, in the request's
-	// channel order.
+	// channel order, for a request with Series.
 	Values [][]float32
+	// Items holds one prediction per request item, in order, for a
+	// request with Items.
+	Items []ItemForecast
+}
+
+// ItemForecast is the prediction for one ForecastItem.
+type ItemForecast struct {
+	// Values holds Horizon predicted steps (the point forecast) per
+	// channel, in the item's channel order.
+	Values [][]float32
+	// Quantiles holds, per requested level in order, Horizon steps per
+	// channel ([level][channel][step]); nil when none were requested.
+	Quantiles [][][]float32
 }

@@ -290,10 +290,18 @@ func (*UnloadForecasterResponse) Descriptor() ([]byte, []int) {
 type ForecastRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Model string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
-	// [channels, steps] F32 history; NaN marks a missing value.
+	// [channels, steps] F32 history; NaN marks a missing value. Used when
+	// items is empty: a request of one item without timestamps or known
+	// covariates.
 	Series *Tensor `protobuf:"bytes,2,opt,name=series,proto3" json:"series,omitempty"`
 	// Steps to predict.
-	Horizon       int64 `protobuf:"varint,3,opt,name=horizon,proto3" json:"horizon,omitempty"`
+	Horizon int64 `protobuf:"varint,3,opt,name=horizon,proto3" json:"horizon,omitempty"`
+	// Independent multivariate histories forecast together; when present,
+	// series must be empty.
+	Items []*ForecastItem `protobuf:"bytes,4,rep,name=items,proto3" json:"items,omitempty"`
+	// Quantile levels in (0, 1) to predict besides the point forecast, in
+	// increasing order; empty for none.
+	Quantiles     []float64 `protobuf:"fixed64,5,rep,packed,name=quantiles,proto3" json:"quantiles,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -349,17 +357,99 @@ func (x *ForecastRequest) GetHorizon() int64 {
 	return 0
 }
 
+func (x *ForecastRequest) GetItems() []*ForecastItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *ForecastRequest) GetQuantiles() []float64 {
+	if x != nil {
+		return x.Quantiles
+	}
+	return nil
+}
+
+// ForecastItem is one multivariate history: its channels attend to each
+// other, and not to other items' channels.
+type ForecastItem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// [channels, steps] F32 history; NaN marks a missing value.
+	Series *Tensor `protobuf:"bytes,1,opt,name=series,proto3" json:"series,omitempty"`
+	// Time of every step in Unix nanoseconds, or empty.
+	Timestamps []int64 `protobuf:"varint,2,rep,packed,name=timestamps,proto3" json:"timestamps,omitempty"`
+	// [known channels, steps + horizon] F32: covariates whose future values
+	// are known. They are inputs, never predicted; empty for none.
+	Known         *Tensor `protobuf:"bytes,3,opt,name=known,proto3" json:"known,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForecastItem) Reset() {
+	*x = ForecastItem{}
+	mi := &file_carryon_v1_forecaster_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForecastItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForecastItem) ProtoMessage() {}
+
+func (x *ForecastItem) ProtoReflect() protoreflect.Message {
+	mi := &file_carryon_v1_forecaster_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForecastItem.ProtoReflect.Descriptor instead.
+func (*ForecastItem) Descriptor() ([]byte, []int) {
+	return file_carryon_v1_forecaster_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ForecastItem) GetSeries() *Tensor {
+	if x != nil {
+		return x.Series
+	}
+	return nil
+}
+
+func (x *ForecastItem) GetTimestamps() []int64 {
+	if x != nil {
+		return x.Timestamps
+	}
+	return nil
+}
+
+func (x *ForecastItem) GetKnown() *Tensor {
+	if x != nil {
+		return x.Known
+	}
+	return nil
+}
+
 type ForecastResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// [channels, horizon] F32.
-	Forecast      *Tensor `protobuf:"bytes,1,opt,name=forecast,proto3" json:"forecast,omitempty"`
+	// [channels, horizon] F32, for a request with series.
+	Forecast *Tensor `protobuf:"bytes,1,opt,name=forecast,proto3" json:"forecast,omitempty"`
+	// One per request item, in order, for a request with items.
+	Items         []*ItemForecast `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ForecastResponse) Reset() {
 	*x = ForecastResponse{}
-	mi := &file_carryon_v1_forecaster_proto_msgTypes[6]
+	mi := &file_carryon_v1_forecaster_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -371,7 +461,7 @@ func (x *ForecastResponse) String() string {
 func (*ForecastResponse) ProtoMessage() {}
 
 func (x *ForecastResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_carryon_v1_forecaster_proto_msgTypes[6]
+	mi := &file_carryon_v1_forecaster_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -384,12 +474,75 @@ func (x *ForecastResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForecastResponse.ProtoReflect.Descriptor instead.
 func (*ForecastResponse) Descriptor() ([]byte, []int) {
-	return file_carryon_v1_forecaster_proto_rawDescGZIP(), []int{6}
+	return file_carryon_v1_forecaster_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ForecastResponse) GetForecast() *Tensor {
 	if x != nil {
 		return x.Forecast
+	}
+	return nil
+}
+
+func (x *ForecastResponse) GetItems() []*ItemForecast {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+// ItemForecast is the prediction for one ForecastItem.
+type ItemForecast struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// [channels, horizon] F32 point forecast.
+	Mean *Tensor `protobuf:"bytes,1,opt,name=mean,proto3" json:"mean,omitempty"`
+	// [levels, channels, horizon] F32, one slice per requested quantile
+	// level; absent when none were requested.
+	Quantiles     *Tensor `protobuf:"bytes,2,opt,name=quantiles,proto3" json:"quantiles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ItemForecast) Reset() {
+	*x = ItemForecast{}
+	mi := &file_carryon_v1_forecaster_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ItemForecast) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ItemForecast) ProtoMessage() {}
+
+func (x *ItemForecast) ProtoReflect() protoreflect.Message {
+	mi := &file_carryon_v1_forecaster_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ItemForecast.ProtoReflect.Descriptor instead.
+func (*ItemForecast) Descriptor() ([]byte, []int) {
+	return file_carryon_v1_forecaster_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ItemForecast) GetMean() *Tensor {
+	if x != nil {
+		return x.Mean
+	}
+	return nil
+}
+
+func (x *ItemForecast) GetQuantiles() *Tensor {
+	if x != nil {
+		return x.Quantiles
 	}
 	return nil
 }
@@ -414,13 +567,25 @@ const file_carryon_v1_forecaster_proto_rawDesc = "" +
 	"\x05model\x18\x01 \x01(\v2\x1a.carryon.v1.ForecasterSpecR\x05model\")\n" +
 	"\x17UnloadForecasterRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x1a\n" +
-	"\x18UnloadForecasterResponse\"m\n" +
+	"\x18UnloadForecasterResponse\"\xbb\x01\n" +
 	"\x0fForecastRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12*\n" +
 	"\x06series\x18\x02 \x01(\v2\x12.carryon.v1.TensorR\x06series\x12\x18\n" +
-	"\ahorizon\x18\x03 \x01(\x03R\ahorizon\"B\n" +
+	"\ahorizon\x18\x03 \x01(\x03R\ahorizon\x12.\n" +
+	"\x05items\x18\x04 \x03(\v2\x18.carryon.v1.ForecastItemR\x05items\x12\x1c\n" +
+	"\tquantiles\x18\x05 \x03(\x01R\tquantiles\"\x84\x01\n" +
+	"\fForecastItem\x12*\n" +
+	"\x06series\x18\x01 \x01(\v2\x12.carryon.v1.TensorR\x06series\x12\x1e\n" +
+	"\n" +
+	"timestamps\x18\x02 \x03(\x03R\n" +
+	"timestamps\x12(\n" +
+	"\x05known\x18\x03 \x01(\v2\x12.carryon.v1.TensorR\x05known\"r\n" +
 	"\x10ForecastResponse\x12.\n" +
-	"\bforecast\x18\x01 \x01(\v2\x12.carryon.v1.TensorR\bforecast2\xb2\x02\n" +
+	"\bforecast\x18\x01 \x01(\v2\x12.carryon.v1.TensorR\bforecast\x12.\n" +
+	"\x05items\x18\x02 \x03(\v2\x18.carryon.v1.ItemForecastR\x05items\"h\n" +
+	"\fItemForecast\x12&\n" +
+	"\x04mean\x18\x01 \x01(\v2\x12.carryon.v1.TensorR\x04mean\x120\n" +
+	"\tquantiles\x18\x02 \x01(\v2\x12.carryon.v1.TensorR\tquantiles2\xb2\x02\n" +
 	"\n" +
 	"Forecaster\x129\n" +
 	"\x04Info\x12\x17.carryon.v1.InfoRequest\x1a\x18.carryon.v1.InfoResponse\x12M\n" +
@@ -440,7 +605,7 @@ func file_carryon_v1_forecaster_proto_rawDescGZIP() []byte {
 	return file_carryon_v1_forecaster_proto_rawDescData
 }
 
-var file_carryon_v1_forecaster_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_carryon_v1_forecaster_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_carryon_v1_forecaster_proto_goTypes = []any{
 	(*ForecasterSpec)(nil),           // 0: carryon.v1.ForecasterSpec
 	(*LoadForecasterRequest)(nil),    // 1: carryon.v1.LoadForecasterRequest
@@ -448,28 +613,36 @@ var file_carryon_v1_forecaster_proto_goTypes = []any{
 	(*UnloadForecasterRequest)(nil),  // 3: carryon.v1.UnloadForecasterRequest
 	(*UnloadForecasterResponse)(nil), // 4: carryon.v1.UnloadForecasterResponse
 	(*ForecastRequest)(nil),          // 5: carryon.v1.ForecastRequest
-	(*ForecastResponse)(nil),         // 6: carryon.v1.ForecastResponse
-	(*Tensor)(nil),                   // 7: carryon.v1.Tensor
-	(*InfoRequest)(nil),              // 8: carryon.v1.InfoRequest
-	(*InfoResponse)(nil),             // 9: carryon.v1.InfoResponse
+	(*ForecastItem)(nil),             // 6: carryon.v1.ForecastItem
+	(*ForecastResponse)(nil),         // 7: carryon.v1.ForecastResponse
+	(*ItemForecast)(nil),             // 8: carryon.v1.ItemForecast
+	(*Tensor)(nil),                   // 9: carryon.v1.Tensor
+	(*InfoRequest)(nil),              // 10: carryon.v1.InfoRequest
+	(*InfoResponse)(nil),             // 11: carryon.v1.InfoResponse
 }
 var file_carryon_v1_forecaster_proto_depIdxs = []int32{
-	0, // 0: carryon.v1.LoadForecasterResponse.model:type_name -> carryon.v1.ForecasterSpec
-	7, // 1: carryon.v1.ForecastRequest.series:type_name -> carryon.v1.Tensor
-	7, // 2: carryon.v1.ForecastResponse.forecast:type_name -> carryon.v1.Tensor
-	8, // 3: carryon.v1.Forecaster.Info:input_type -> carryon.v1.InfoRequest
-	1, // 4: carryon.v1.Forecaster.Load:input_type -> carryon.v1.LoadForecasterRequest
-	3, // 5: carryon.v1.Forecaster.Unload:input_type -> carryon.v1.UnloadForecasterRequest
-	5, // 6: carryon.v1.Forecaster.Forecast:input_type -> carryon.v1.ForecastRequest
-	9, // 7: carryon.v1.Forecaster.Info:output_type -> carryon.v1.InfoResponse
-	2, // 8: carryon.v1.Forecaster.Load:output_type -> carryon.v1.LoadForecasterResponse
-	4, // 9: carryon.v1.Forecaster.Unload:output_type -> carryon.v1.UnloadForecasterResponse
-	6, // 10: carryon.v1.Forecaster.Forecast:output_type -> carryon.v1.ForecastResponse
-	7, // [7:11] is the sub-list for method output_type
-	3, // [3:7] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	0,  // 0: carryon.v1.LoadForecasterResponse.model:type_name -> carryon.v1.ForecasterSpec
+	9,  // 1: carryon.v1.ForecastRequest.series:type_name -> carryon.v1.Tensor
+	6,  // 2: carryon.v1.ForecastRequest.items:type_name -> carryon.v1.ForecastItem
+	9,  // 3: carryon.v1.ForecastItem.series:type_name -> carryon.v1.Tensor
+	9,  // 4: carryon.v1.ForecastItem.known:type_name -> carryon.v1.Tensor
+	9,  // 5: carryon.v1.ForecastResponse.forecast:type_name -> carryon.v1.Tensor
+	8,  // 6: carryon.v1.ForecastResponse.items:type_name -> carryon.v1.ItemForecast
+	9,  // 7: carryon.v1.ItemForecast.mean:type_name -> carryon.v1.Tensor
+	9,  // 8: carryon.v1.ItemForecast.quantiles:type_name -> carryon.v1.Tensor
+	10, // 9: carryon.v1.Forecaster.Info:input_type -> carryon.v1.InfoRequest
+	1,  // 10: carryon.v1.Forecaster.Load:input_type -> carryon.v1.LoadForecasterRequest
+	3,  // 11: carryon.v1.Forecaster.Unload:input_type -> carryon.v1.UnloadForecasterRequest
+	5,  // 12: carryon.v1.Forecaster.Forecast:input_type -> carryon.v1.ForecastRequest
+	11, // 13: carryon.v1.Forecaster.Info:output_type -> carryon.v1.InfoResponse
+	2,  // 14: carryon.v1.Forecaster.Load:output_type -> carryon.v1.LoadForecasterResponse
+	4,  // 15: carryon.v1.Forecaster.Unload:output_type -> carryon.v1.UnloadForecasterResponse
+	7,  // 16: carryon.v1.Forecaster.Forecast:output_type -> carryon.v1.ForecastResponse
+	13, // [13:17] is the sub-list for method output_type
+	9,  // [9:13] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_carryon_v1_forecaster_proto_init() }
@@ -484,7 +657,7 @@ func file_carryon_v1_forecaster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_carryon_v1_forecaster_proto_rawDesc), len(file_carryon_v1_forecaster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
