@@ -41,6 +41,7 @@ type Server struct {
 
 	plugins *supervisor
 	heads   *headRegistry
+	tuning  *tuning
 
 	metrics *metrics
 	http    *fasthttp.Server
@@ -111,8 +112,14 @@ func New(cfg config.Config, o Options) (*Server, error) {
 		s.closeModels(context.Background())
 		return nil, err
 	}
+	if s.tuning, err = newTuning(cfg.DataDir, log); err != nil {
+		s.plugins.close()
+		s.closeModels(context.Background())
+		return nil, err
+	}
 	s.metrics = newMetrics(func() []*Model { return s.models })
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.tuning.start(s)
 	s.http = &fasthttp.Server{
 		Handler:            s.handle,
 		ErrorHandler:       s.transportError,
@@ -190,6 +197,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 		}()
 		httpDone <- s.http.ShutdownWithContext(hctx)
 	}()
+	s.tuning.close()
 	errs := []error{s.closeModels(ctx)}
 	s.plugins.close()
 	if err := <-httpDone; err != nil {
@@ -296,6 +304,14 @@ func (s *Server) handle(c *fasthttp.RequestCtx) {
 	case path == "/v1/heads" || strings.HasPrefix(path, "/v1/heads/"):
 		info.route = "/v1/heads"
 		rt = route{string(c.Method()), (*Server).handleHeads}
+		ok = true
+	case path == "/v1/files" || strings.HasPrefix(path, "/v1/files/"):
+		info.route = "/v1/files"
+		rt = route{string(c.Method()), (*Server).handleFiles}
+		ok = true
+	case strings.HasPrefix(path, "/v1/fine_tuning/"):
+		info.route = "/v1/fine_tuning"
+		rt = route{string(c.Method()), (*Server).handleFineTuning}
 		ok = true
 	case strings.HasPrefix(path, "/v1/models/"):
 		info.route = "/v1/models/{id}"
