@@ -27,6 +27,12 @@ type Input struct {
 	// each channel has). The model then reads calendar features as extra
 	// channels, and their future values continue the inferred step.
 	Timestamps []time.Time
+	// Known holds covariates whose future values are known, one slice per
+	// channel of len(Series[0]) + horizon steps (NaN marks a missing
+	// value). They are input channels after Series: the model reads their
+	// history, each rollout pass appends their known next steps (as it
+	// does for time features), and they are never predicted.
+	Known [][]float32
 }
 
 // Forecast predicts the next horizon steps of every channel of series,
@@ -137,14 +143,25 @@ func newRollout(cfg Config, in Input, horizon int) (*rollout, error) {
 			return nil, fmt.Errorf("%w: %w", err, ErrInvalid)
 		}
 	}
-	if len(in.Series)+cal.Channels() > MaxChannels {
-		return nil, fmt.Errorf("%d channels exceed the limit of %d: %w", len(in.Series)+cal.Channels(), MaxChannels, ErrInvalid)
+	if len(in.Series)+len(in.Known)+cal.Channels() > MaxChannels {
+		return nil, fmt.Errorf("%d channels exceed the limit of %d: %w", len(in.Series)+len(in.Known)+cal.Channels(), MaxChannels, ErrInvalid)
 	}
 	total := keep + (horizon+cfg.PatchLen-1)/cfg.PatchLen*cfg.PatchLen
 	for _, s := range in.Series {
 		h := make([]float32, keep, total)
 		copy(h, s[t-keep:])
 		r.hist = append(r.hist, h)
+	}
+	for c, s := range in.Known {
+		if len(s) != t+horizon {
+			return nil, fmt.Errorf("known covariate %d has %d steps, want %d (history and horizon): %w", c, len(s), t+horizon, ErrInvalid)
+		}
+		h := make([]float32, total)
+		n := copy(h, s[t-keep:])
+		for k := n; k < total; k++ {
+			h[k] = float32(math.NaN())
+		}
+		r.hist = append(r.hist, h[:keep])
 	}
 	if cal.Channels() > 0 {
 		r.cal = cal

@@ -1,0 +1,97 @@
+package gtt
+
+import (
+	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// noisySeasonal is a daily-like season of 24 steps under AR(1) noise.
+func noisySeasonal(n int, seed uint64) []float32 {
+	rng := rand.New(rand.NewPCG(seed, 2))
+	s := make([]float32, n)
+	ar := 0.0
+	for i := range s {
+		ar = 0.6*ar + rng.NormFloat64()
+		s[i] = float32(50 + 10*math.Sin(2*math.Pi*float64(i)/24) + 2*ar)
+	}
+	return s
+}
+
+// TestQuantilesCalibrated forecasts 60 windows of a synthetic series and
+// checks that the 0.1–0.9 band holds about 80% of what followed.
+func TestQuantilesCalibrated(t *testing.T) {
+	m, _, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const horizon = 48
+	full := noisySeasonal(4000, 9)
+	var ins []Input
+	var origins []int
+	for o := 1200; o+horizon <= len(full); o += 45 {
+		ins = append(ins, Input{Series: [][]float32{full[:o]}})
+		origins = append(origins, o)
+	}
+	levels := []float64{0.1, 0.5, 0.9}
+	preds, err := Quantiles(context.Background(), m, ins, horizon, levels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inside, below, total := 0, 0, 0
+	for i, p := range preds {
+		lo, mid, hi := p.Quantiles[0][0], p.Quantiles[1][0], p.Quantiles[2][0]
+		for h := 0; h < horizon; h++ {
+			if !(lo[h] <= mid[h] && mid[h] <= hi[h]) {
+				t.Fatalf("window %d step %d: quantiles cross: %v %v %v", i, h, lo[h], mid[h], hi[h])
+			}
+			a := full[origins[i]+h]
+			if a >= lo[h] && a <= hi[h] {
+				inside++
+			}
+			if a < mid[h] {
+				below++
+			}
+			total++
+		}
+	}
+	cov := float64(inside) / float64(total)
+	med := float64(below) / float64(total)
+	t.Logf("%d windows: 0.1–0.9 coverage %.3f, below the median %.3f", len(ins), cov, med)
+	if cov < 0.72 || cov > 0.88 {
+		t.Errorf("0.1–0.9 band coverage %.3f, want about 0.80", cov)
+	}
+	if med < 0.4 || med > 0.6 {
+		t.Errorf("share below the 0.5 quantile %.3f, want about 0.5", med)
+	}
+}
+
+func TestQuantilesShortHistoryAndErrors(t *testing.T) {
+	m, _, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	// Too short to backtest: a random-walk band that widens.
+	short := []Input{{Series: [][]float32{{1, 2, 1.5, 2.5, 2, 3, 2.5}}}}
+	p, err := Quantiles(ctx, m, short, 20, []float64{0.1, 0.9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo, hi := p[0].Quantiles[0][0], p[0].Quantiles[1][0]
+	if !(hi[0]-lo[0] > 0 && hi[19]-lo[19] > 3*(hi[0]-lo[0])) {
+		t.Errorf("short-history band does not widen: %v .. %v", hi[0]-lo[0], hi[19]-lo[19])
+	}
+	for _, levels := range [][]float64{{0}, {1}, {0.5, 0.5}, {0.9, 0.1}, {math.NaN()}} {
+		if _, err := Quantiles(ctx, m, short, 5, levels); !errors.Is(err, ErrInvalid) {
+			t.Errorf("levels %v: %v", levels, err)
+		}
+	}
+	// Without levels it is the point forecast.
+	p, err = Quantiles(ctx, m, short, 5, nil)
+	if err != nil || p[0].Quantiles != nil || len(p[0].Mean[0]) != 5 {
+		t.Errorf("no levels: %+v %v", p, err)
+	}
+}
