@@ -363,7 +363,9 @@ func (s *Server) trainJob(ctx context.Context, id string) error {
 		return failf("invalid_model", "%v", err)
 	}
 	m := start.base
-	event := func(format string, args ...any) { _, _ = t.jobs.AddEvent(id, "info", fmt.Sprintf(format, args...), nil) }
+	event := func(format string, args ...any) {
+		_, _ = t.jobs.AddEvent(id, "info", fmt.Sprintf(format, args...), nil)
+	}
 
 	// The head's configuration: the starting head's, or a fresh one's.
 	base, err := s.heads.baseOf(m)

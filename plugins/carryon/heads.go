@@ -9,9 +9,11 @@ import (
 	"github.com/carryon/carryon/sdk"
 )
 
-// heads serves a carryon.Set through the sdk.Head interface.
+// heads serves a carryon.Set through the sdk.Head interface, and trains
+// new head versions (sdk.Trainer).
 type heads struct {
 	set *carryon.Set
+	lm  lmHeads // the base model of the last training run
 }
 
 var _ sdk.Head = (*heads)(nil)
@@ -22,7 +24,7 @@ func newHeads(set *carryon.Set) *heads {
 
 // Info describes the plugin.
 func (h *heads) Info(context.Context) (sdk.PluginInfo, error) {
-	return sdk.PluginInfo{Name: "carryon", Version: version, Types: []string{carryon.Type}}, nil
+	return sdk.PluginInfo{Name: "carryon", Version: version, Types: []string{carryon.Type}, Training: true}, nil
 }
 
 // Load reads a carry-on head directory.

@@ -1,7 +1,8 @@
 // Command carryon is the built-in carry-on head plugin: it serves the heads
 // of package models/carryon (type "carryon") to the carryon core over the
-// plugin protocol, many heads and many sequences per process. The core
-// starts it; it is not meant to be run by hand.
+// plugin protocol, many heads and many sequences per process, and trains new
+// head versions from the examples the core streams to it (sdk.Trainer). The
+// core starts it; it is not meant to be run by hand.
 package main
 
 import (
