@@ -205,7 +205,7 @@ func (t *trainStream) Send(p TrainProgress) error {
 }
 
 func pluginInfoToPB(i PluginInfo) *pb.PluginInfo {
-	return &pb.PluginInfo{Name: i.Name, Version: i.Version, Types: i.Types, Training: i.Training}
+	return &pb.PluginInfo{Name: i.Name, Version: i.Version, Types: i.Types, Training: i.Training, Models: i.Models}
 }
 
 func headInfoToPB(h HeadInfo) *pb.HeadSpec {

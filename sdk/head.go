@@ -133,6 +133,10 @@ type PluginInfo struct {
 	// Training says whether the plugin trains new versions (implements
 	// Trainer).
 	Training bool
+	// Models lists the ids of the models the plugin serves from its
+	// start, without a Load (such as a forecaster's embedded default
+	// model).
+	Models []string
 }
 
 // Errors a plugin returns, wrapped with details, so that the core can react:

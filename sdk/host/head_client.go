@@ -241,7 +241,7 @@ func pluginInfoFromPB(i *pb.PluginInfo) sdk.PluginInfo {
 	if i == nil {
 		return sdk.PluginInfo{}
 	}
-	return sdk.PluginInfo{Name: i.Name, Version: i.Version, Types: i.Types, Training: i.Training}
+	return sdk.PluginInfo{Name: i.Name, Version: i.Version, Types: i.Types, Training: i.Training, Models: i.Models}
 }
 
 func headInfoFromPB(h *pb.HeadSpec) sdk.HeadInfo {

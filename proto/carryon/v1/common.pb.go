@@ -160,7 +160,10 @@ type PluginInfo struct {
 	// Types lists the head types (or forecaster kinds) the plugin loads.
 	Types []string `protobuf:"bytes,3,rep,name=types,proto3" json:"types,omitempty"`
 	// Training says whether the plugin implements Train.
-	Training      bool `protobuf:"varint,4,opt,name=training,proto3" json:"training,omitempty"`
+	Training bool `protobuf:"varint,4,opt,name=training,proto3" json:"training,omitempty"`
+	// Models lists the ids of the models a plugin serves from its start,
+	// without a Load (such as a forecaster's embedded default model).
+	Models        []string `protobuf:"bytes,5,rep,name=models,proto3" json:"models,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -221,6 +224,13 @@ func (x *PluginInfo) GetTraining() bool {
 		return x.Training
 	}
 	return false
+}
+
+func (x *PluginInfo) GetModels() []string {
+	if x != nil {
+		return x.Models
+	}
+	return nil
 }
 
 // BaseModel identifies the frozen base model a head was made for.
@@ -394,13 +404,14 @@ const file_carryon_v1_common_proto_rawDesc = "" +
 	"\x06Tensor\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x14\n" +
 	"\x05shape\x18\x02 \x03(\x03R\x05shape\x12'\n" +
-	"\x05dtype\x18\x03 \x01(\x0e2\x11.carryon.v1.DTypeR\x05dtype\"l\n" +
+	"\x05dtype\x18\x03 \x01(\x0e2\x11.carryon.v1.DTypeR\x05dtype\"\x84\x01\n" +
 	"\n" +
 	"PluginInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x14\n" +
 	"\x05types\x18\x03 \x03(\tR\x05types\x12\x1a\n" +
-	"\btraining\x18\x04 \x01(\bR\btraining\"\x81\x01\n" +
+	"\btraining\x18\x04 \x01(\bR\btraining\x12\x16\n" +
+	"\x06models\x18\x05 \x03(\tR\x06models\"\x81\x01\n" +
 	"\tBaseModel\x12\x12\n" +
 	"\x04arch\x18\x01 \x01(\tR\x04arch\x12\x10\n" +
 	"\x03dim\x18\x02 \x01(\x03R\x03dim\x12\x14\n" +
