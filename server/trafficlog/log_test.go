@@ -1,0 +1,322 @@
+package trafficlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func openTest(t testing.TB, dir string) *Log {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l, err := Open(ctx, Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func chatSample(id, model, completion string) *Sample {
+	return &Sample{ID: id, Kind: KindChat, Model: model, Head: model, Version: "v1", Base: "tiny", Tenant: "acme",
+		Messages: []Message{{Role: "user", Content: "question " + id}}, Completion: completion}
+}
+
+func rating(r float64) *float64 { return &r }
+func text(s string) *string     { return &s }
+
+func mustAppend(t testing.TB, l *Log, s *Sample) uint64 {
+	t.Helper()
+	seq, err := l.Append(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seq
+}
+
+func mustFeedback(t testing.TB, l *Log, f *Feedback) uint64 {
+	t.Helper()
+	seq, err := l.AppendFeedback(context.Background(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seq
+}
+
+func TestAppendAcknowledgesInOrder(t *testing.T) {
+	l := openTest(t, t.TempDir())
+	if !l.Embedded() {
+		t.Fatal("a log opened without a URL is not embedded")
+	}
+	var last uint64
+	for i := range 5 {
+		seq := mustAppend(t, l, chatSample(fmt.Sprintf("c%d", i), "alice", "answer"))
+		if seq <= last {
+			t.Fatalf("record %d got sequence %d after %d", i, seq, last)
+		}
+		last = seq
+	}
+	got, err := l.LastSeq(context.Background())
+	if err != nil || got != last {
+		t.Fatalf("LastSeq = %d, %v; want %d", got, err, last)
+	}
+}
+
+func TestReadJoinsLatestFeedback(t *testing.T) {
+	l := openTest(t, t.TempDir())
+	ctx := context.Background()
+	mustAppend(t, l, chatSample("a1", "alice", "plain"))
+	mustAppend(t, l, chatSample("a2", "alice", "wrong"))
+	mustAppend(t, l, chatSample("b1", "bob", "bob's"))
+	mustAppend(t, l, chatSample("a3", "alice", "bad"))
+	mustAppend(t, l, chatSample("a4", "alice", "rehabilitated"))
+	mustAppend(t, l, chatSample("a5", "alice", "liked"))
+	mustFeedback(t, l, &Feedback{ID: "a2", Model: "alice", Rating: rating(-1), Correction: text("right")})
+	mustFeedback(t, l, &Feedback{ID: "a3", Model: "alice", Rating: rating(-1)})
+	mustFeedback(t, l, &Feedback{ID: "a4", Model: "alice", Rating: rating(-0.5)})
+	mustFeedback(t, l, &Feedback{ID: "a4", Model: "alice", Rating: rating(0.5)}) // the latest wins
+	mustFeedback(t, l, &Feedback{ID: "a5", Model: "alice", Rating: rating(1)})
+	mustFeedback(t, l, &Feedback{ID: "b1", Model: "bob", Rating: rating(-1)})
+	last, _ := l.LastSeq(ctx)
+
+	b, err := l.Read(ctx, "alice", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ex := range b.Examples {
+		got = append(got, ex.ID+"="+ex.Target)
+		if ex.Model != "alice" || ex.Tenant != "acme" || len(ex.Messages) != 1 || ex.Time.IsZero() || ex.Seq == 0 {
+			t.Errorf("example %s lost fields: %+v", ex.ID, ex)
+		}
+	}
+	want := "a1=plain a2=right a4=rehabilitated a5=liked"
+	if strings.Join(got, " ") != want {
+		t.Errorf("examples %q, want %q", strings.Join(got, " "), want)
+	}
+	if b.Excluded != 1 {
+		t.Errorf("excluded %d, want 1 (a3)", b.Excluded)
+	}
+	if b.Next != last-1 { // bob's feedback is the stream's last record
+		t.Errorf("next %d, want %d (alice's last record)", b.Next, last-1)
+	}
+	if b.Examples[3].Feedback == nil || *b.Examples[3].Feedback.Rating != 1 {
+		t.Errorf("a5's feedback not joined: %+v", b.Examples[3].Feedback)
+	}
+
+	// Nothing new: the next read is empty and keeps its place.
+	b2, err := l.Read(ctx, "alice", b.Next, 0)
+	if err != nil || len(b2.Examples) != 0 || b2.Next != b.Next {
+		t.Fatalf("second read: %+v, %v", b2, err)
+	}
+	bob, err := l.Read(ctx, "bob", 0, 0)
+	if err != nil || len(bob.Examples) != 0 || bob.Excluded != 1 {
+		t.Fatalf("bob: %+v, %v", bob, err)
+	}
+}
+
+func TestReadLimitAndPending(t *testing.T) {
+	l := openTest(t, t.TempDir())
+	ctx := context.Background()
+	var seqs []uint64
+	for i := range 10 {
+		seqs = append(seqs, mustAppend(t, l, chatSample(fmt.Sprintf("s%d", i), "qwen2.5:0.5b/x", fmt.Sprint(i))))
+	}
+	mustAppend(t, l, chatSample("other", "qwen2", "no")) // a prefix of the name, another model
+	// Feedback about an early sample arrives after the later ones.
+	mustFeedback(t, l, &Feedback{ID: "s1", Model: "qwen2.5:0.5b/x", Correction: text("one")})
+	n, err := l.Pending(ctx, "qwen2.5:0.5b/x", 0)
+	if err != nil || n != 10 {
+		t.Fatalf("Pending = %d, %v; want 10", n, err)
+	}
+	if n, _ := l.Pending(ctx, "qwen2.5:0.5b/x", seqs[6]); n != 3 {
+		t.Fatalf("Pending after the 7th = %d, want 3", n)
+	}
+	b, err := l.Read(ctx, "qwen2.5:0.5b/x", 0, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Examples) != 4 || b.Next != seqs[3] {
+		t.Fatalf("limited read: %d examples, next %d; want 4, %d", len(b.Examples), b.Next, seqs[3])
+	}
+	if b.Examples[1].Target != "one" {
+		t.Errorf("feedback after the limit was not joined: target %q", b.Examples[1].Target)
+	}
+	rest, err := l.Read(ctx, "qwen2.5:0.5b/x", b.Next, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rest.Examples) != 6 || rest.Examples[0].ID != "s4" || rest.Examples[5].ID != "s9" {
+		t.Fatalf("the rest: %+v", rest.Examples)
+	}
+}
+
+func TestSampleLookup(t *testing.T) {
+	l := openTest(t, t.TempDir())
+	ctx := context.Background()
+	seq := mustAppend(t, l, chatSample("chatcmpl-42", "my.head", "x"))
+	s, got, err := l.Sample(ctx, "chatcmpl-42")
+	if err != nil || got != seq || s.Model != "my.head" || s.Completion != "x" {
+		t.Fatalf("Sample = %+v, %d, %v", s, got, err)
+	}
+	for _, id := range []string{"chatcmpl-43", "", "a.b", "*", ">", "has space"} {
+		if _, _, err := l.Sample(ctx, id); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Sample(%q) error %v, want ErrNotFound", id, err)
+		}
+	}
+}
+
+func TestDuplicateIDIsStoredOnce(t *testing.T) {
+	l := openTest(t, t.TempDir())
+	a := mustAppend(t, l, chatSample("dup", "m", "first"))
+	b := mustAppend(t, l, chatSample("dup", "m", "second"))
+	if a != b {
+		t.Fatalf("a repeated id got sequences %d and %d", a, b)
+	}
+}
+
+func TestInvalidRecords(t *testing.T) {
+	l := openTest(t, t.TempDir())
+	ctx := context.Background()
+	for name, s := range map[string]*Sample{
+		"bad id":   {ID: "a.b", Kind: KindChat, Model: "m"},
+		"no model": {ID: "x", Kind: KindChat},
+		"kind":     {ID: "x", Kind: "image", Model: "m"},
+	} {
+		if _, err := l.Append(ctx, s); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", name, err)
+		}
+	}
+	for name, f := range map[string]*Feedback{
+		"empty":      {ID: "x", Model: "m"},
+		"range":      {ID: "x", Model: "m", Rating: rating(2)},
+		"no model":   {ID: "x", Rating: rating(1)},
+		"id":         {ID: "", Model: "m", Rating: rating(1)},
+		"wildcard":   {ID: "*", Model: "m", Rating: rating(1)},
+		"below":      {ID: "x", Model: "m", Rating: rating(-1.5)},
+		"not number": {ID: "x", Model: "m", Rating: rating(nan())},
+	} {
+		if _, err := l.AppendFeedback(ctx, f); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", name, err)
+		}
+	}
+	if _, err := Open(ctx, Options{}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("Open without URL or directory: %v", err)
+	}
+}
+
+func nan() float64 { var z float64; return z / z }
+
+func TestReopenKeepsEverything(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	l, err := Open(ctx, Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 50
+	for i := range n {
+		mustAppend(t, l, chatSample(fmt.Sprintf("r%d", i), "alice", fmt.Sprint(i)))
+	}
+	mustFeedback(t, l, &Feedback{ID: "r7", Model: "alice", Correction: text("seven")})
+	last, _ := l.LastSeq(ctx)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := l.Append(ctx, chatSample("late", "alice", "")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Append after Close: %v", err)
+	}
+
+	l2 := openTest(t, dir)
+	if got, _ := l2.LastSeq(ctx); got != last {
+		t.Fatalf("reopened LastSeq %d, want %d", got, last)
+	}
+	b, err := l2.Read(ctx, "alice", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Examples) != n || b.Examples[7].Target != "seven" || b.Next != last {
+		t.Fatalf("reopened: %d examples, r7 target %q, next %d", len(b.Examples), b.Examples[7].Target, b.Next)
+	}
+	// The sequence goes on from where it was.
+	if seq := mustAppend(t, l2, chatSample("after", "alice", "")); seq != last+1 {
+		t.Fatalf("first record after reopening got %d, want %d", seq, last+1)
+	}
+}
+
+func TestToken(t *testing.T) {
+	for in, want := range map[string]string{
+		"alice":          "alice",
+		"qwen2.5":        "qwen2%2E5",
+		"a:b/c d":        "a%3Ab%2Fc%20d",
+		"100%":           "100%25",
+		"under_score-ok": "under_score-ok",
+	} {
+		if got := Token(in); got != want {
+			t.Errorf("Token(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if Token("a.b") == Token("a%2Eb") {
+		t.Error("distinct names share a token")
+	}
+}
+
+// BenchmarkAppend measures one acknowledged record at a time: the
+// latency a logged request adds before its response goes out.
+func BenchmarkAppend(b *testing.B) {
+	l := openTest(b, b.TempDir())
+	s := chatSample("", "alice", strings.Repeat("word ", 60))
+	s.Messages = []Message{{Role: "system", Content: "You are helpful."}, {Role: "user", Content: strings.Repeat("ask ", 50)}}
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := range b.N {
+		s.ID = fmt.Sprintf("bench-%d", i)
+		if _, err := l.Append(ctx, s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAppendParallel measures acknowledged records from concurrent
+// requests.
+func BenchmarkAppendParallel(b *testing.B) {
+	l := openTest(b, b.TempDir())
+	ctx := context.Background()
+	var next atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		s := chatSample("", "alice", strings.Repeat("word ", 60))
+		for pb.Next() {
+			s.ID = fmt.Sprintf("bench-%d", next.Add(1))
+			if _, err := l.Append(ctx, s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkAppendSyncAlways measures one acknowledged record when every
+// record is fsynced before its acknowledgement.
+func BenchmarkAppendSyncAlways(b *testing.B) {
+	l, err := Open(context.Background(), Options{Dir: b.TempDir(), SyncAlways: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	s := chatSample("", "alice", strings.Repeat("word ", 60))
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := range b.N {
+		s.ID = fmt.Sprintf("bench-%d", i)
+		if _, err := l.Append(ctx, s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
