@@ -24,7 +24,7 @@ help: ## list the targets
 build: ## build bin/carryon
 	$(GO) build -o $(CARRYON) ./cmd/carryon
 
-run: build ## start the HTTP server on ADDR, serving MODEL as MODEL_NAME when the file exists
+run: build plugins ## start the HTTP server on ADDR (with the built-in plugins), serving MODEL as MODEL_NAME when the file exists
 	@if [ -f "$(MODEL)" ]; then set -x; exec $(CARRYON) serve --addr "$(ADDR)" --model "$(MODEL_NAME)=$(MODEL)"; \
 	else echo "$(MODEL) not found: starting without a model"; set -x; exec $(CARRYON) serve --addr "$(ADDR)"; fi
 
