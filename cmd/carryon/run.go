@@ -18,6 +18,7 @@ import (
 // runOptions are the flags of `carryon run`.
 type runOptions struct {
 	model   string
+	head    string
 	prompt  string
 	n       int
 	kv      string
@@ -36,10 +37,15 @@ func newRunCommand() *cobra.Command {
 		Long: `Generate up to N tokens after PROMPT and stream the text as it is produced.
 Generation stops early at the model's end-of-generation tokens.
 
+With --head DIR a carry-on head trained for this base reads the base's
+final-norm states, and the base's LM head scores the state plus the head's
+delta, as the server does for a request that names the head.
+
 With --json one JSON object is printed instead:
   {"prompt_tokens":[ids], "tokens":[generated ids], "text":"...",
    "hidden":[[final-norm hidden state of each prompt token]],
-   "logits":[logits of the last prompt token]}`,
+   "logits":[logits of the last prompt token]}
+(with --head, "hidden" is null and "logits" include the head's delta).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runGenerate(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), o)
@@ -49,6 +55,7 @@ With --json one JSON object is printed instead:
 	f.StringVarP(&o.model, "model", "m", "", "GGUF file or Ollama model name (required)")
 	f.StringVarP(&o.prompt, "prompt", "p", "", "the prompt")
 	f.IntVarP(&o.n, "n-predict", "n", 128, "tokens to generate at most")
+	f.StringVar(&o.head, "head", "", "carry-on head directory whose delta is added to the base's final-norm state before its LM head")
 	f.StringVar(&o.kv, "kv", "f16", "KV cache type: f16 or f32")
 	f.IntVarP(&o.threads, "threads", "t", 0, "compute threads (0: every usable core)")
 	f.BoolVar(&o.json, "json", false, "print one JSON object with ids, text, hidden states and logits")
@@ -96,6 +103,9 @@ func runGenerate(ctx context.Context, stdout, stderr io.Writer, o runOptions) er
 	path, err := resolveModelPath(o.model)
 	if err != nil {
 		return err
+	}
+	if o.head != "" {
+		return runGenerateWithHead(ctx, stdout, stderr, o, path, sampler)
 	}
 	start := time.Now()
 	model, err := llm.Load(path, llm.Options{Threads: o.threads})
@@ -186,6 +196,102 @@ func runGenerate(ctx context.Context, stdout, stderr io.Writer, o runOptions) er
 		res.Text = string(text)
 		enc := json.NewEncoder(stdout)
 		if err := enc.Encode(res); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintln(stdout)
+	}
+	if o.stats {
+		fmt.Fprintf(stderr, "load %v; prompt %d tokens in %v (%.1f tok/s); generated %d tokens in %v (%.1f tok/s)\n",
+			loaded.Round(time.Millisecond), len(prompt), prefill.Round(time.Microsecond), float64(len(prompt))/prefill.Seconds(),
+			len(res.Tokens), decode.Round(time.Microsecond), float64(len(res.Tokens))/decode.Seconds())
+	}
+	return nil
+}
+
+// runGenerateWithHead is runGenerate for a base model with a carry-on head:
+// each step's logits come from the base's final-norm state plus the head's
+// delta.
+func runGenerateWithHead(ctx context.Context, stdout, stderr io.Writer, o runOptions, path string, sampler *sample.Sampler) error {
+	if o.kv != "f16" {
+		return fmt.Errorf("--kv %s: with --head the cache is the model's default", o.kv)
+	}
+	start := time.Now()
+	head, err := loadHeadFor(o.head, path)
+	if err != nil {
+		return err
+	}
+	model, err := llm.Load(path, llm.Options{Threads: o.threads})
+	if err != nil {
+		return err
+	}
+	defer model.Close()
+	tok, err := tokenizer.FromGGUF(model.Meta())
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	loaded := time.Since(start)
+	prompt := tok.Encode(o.prompt, !o.noBOS, true)
+	if len(prompt) == 0 {
+		return fmt.Errorf("the prompt is empty and the model adds no BOS token: give -p")
+	}
+	ctxLen := model.Config().Context
+	if hc := head.Config(); hc.Context > 0 && hc.Context < ctxLen {
+		ctxLen = hc.Context
+	}
+	seqCtx := min(len(prompt)+o.n, ctxLen)
+	if len(prompt) > seqCtx {
+		return fmt.Errorf("the prompt has %d tokens, more than the context of %d", len(prompt), ctxLen)
+	}
+	s, err := newHeadedSequence(model, head, seqCtx)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	t0 := time.Now()
+	logits, err := s.Feed(ctx, prompt)
+	if err != nil {
+		return err
+	}
+	prefill := time.Since(t0)
+	res := runResult{PromptTokens: prompt, Tokens: []int32{}}
+	if o.json {
+		res.Logits = append([]float32(nil), logits...)
+	}
+	history := append([]int32(nil), prompt...)
+	dec := tok.NewStreamDecoder(false)
+	var text []byte
+	emit := func(t string) {
+		if o.json {
+			text = append(text, t...)
+		} else if t != "" {
+			io.WriteString(stdout, t)
+		}
+	}
+	t1 := time.Now()
+	for len(res.Tokens) < o.n {
+		id, err := sampler.Sample(logits, history)
+		if err != nil {
+			return err
+		}
+		if tok.IsEOG(id) {
+			break
+		}
+		res.Tokens = append(res.Tokens, id)
+		history = append(history, id)
+		emit(dec.Add(id))
+		if len(res.Tokens) == o.n || s.Len() >= seqCtx {
+			break
+		}
+		if logits, err = s.Feed(ctx, []int32{id}); err != nil {
+			return err
+		}
+	}
+	emit(dec.Flush())
+	decode := time.Since(t1)
+	if o.json {
+		res.Text = string(text)
+		if err := json.NewEncoder(stdout).Encode(res); err != nil {
 			return err
 		}
 	} else {

@@ -26,10 +26,12 @@ import (
 type trainOptions struct {
 	model, data, out, cacheDir, bridge, dtype string
 	layers, dim, heads, seqLen, steps, batch  int
+	ffn                                       int
 	lr, alpha, evalFrac, weightDecay          float64
 	seed                                      uint64
 	resume, learnAlpha, jsonOut               bool
 	checkpointEvery, threads                  int
+	taps                                      []int
 }
 
 func newTrainCommand() *cobra.Command {
@@ -59,6 +61,7 @@ HEAD_DIR.checkpoint.safetensors and --resume continues from there.`,
 	f.IntVar(&o.layers, "layers", 2, "transformer blocks of the head (1-4)")
 	f.IntVar(&o.dim, "dim", 128, "width of the head")
 	f.IntVar(&o.heads, "heads", 4, "attention heads of the head")
+	f.IntVar(&o.ffn, "ffn", 0, "hidden width of the head's MLP (0: 4 × --dim)")
 	f.StringVar(&o.bridge, "bridge", carryonhead.BridgeInt8, "bridge: identity, int8 or linear")
 	f.StringVar(&o.dtype, "dtype", carryonhead.DTypeF16, "weight type of the written head: f16 or f32")
 	f.IntVar(&o.seqLen, "seq-len", 128, "tokens per training sequence")
@@ -74,7 +77,8 @@ HEAD_DIR.checkpoint.safetensors and --resume continues from there.`,
 	f.IntVar(&o.checkpointEvery, "checkpoint-every", 100, "steps between checkpoints")
 	f.IntVar(&o.threads, "threads", 0, "threads of the base model (0: all CPUs)")
 	f.BoolVar(&o.jsonOut, "json", false, "print the final losses as JSON")
-	cmd.AddCommand(newTrainDataCommand())
+	f.IntSliceVar(&o.taps, "taps", nil, "base layers the head reads besides the final-norm state (0 is the first block)")
+	cmd.AddCommand(newTrainDataCommand(), newTrainEvalCommand())
 	return cmd
 }
 
@@ -125,11 +129,17 @@ func runTrain(ctx context.Context, stdout, stderr io.Writer, o trainOptions) err
 	}
 
 	cfg := carryonhead.DefaultConfig(base)
-	cfg.Blocks, cfg.Width, cfg.Heads, cfg.FFN = o.layers, o.dim, o.heads, 4*o.dim
+	cfg.Blocks, cfg.Width, cfg.Heads, cfg.FFN = o.layers, o.dim, o.heads, o.ffn
+	if o.ffn == 0 {
+		cfg.FFN = 4 * o.dim
+	}
 	cfg.Bridge = carryonhead.Bridge{Kind: o.bridge}
 	cfg.DType = o.dtype
 	cfg.Alpha = float32(o.alpha)
 	cfg.Seed = o.seed
+	if len(o.taps) > 0 {
+		cfg.Taps = append([]int{carryonhead.FinalLayer}, o.taps...)
+	}
 	if cfg.Context == 0 || cfg.Context > o.seqLen {
 		cfg.Context = 0
 	}
@@ -267,10 +277,45 @@ func peakRSSMB() float64 {
 
 // chatLine is one line of chat JSONL.
 type chatLine struct {
-	Messages []struct {
-		Role    string `json:"role"`
-		Content string `json:"content"`
-	} `json:"messages"`
+	Messages []chatMessage `json:"messages"`
+}
+
+// chatMessage is one message of a chat.
+type chatMessage struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// chatTokens writes messages as training and evaluation see them: BOS when
+// the tokenizer asks for one, then "role: content\n" for each message, the
+// role prefix and the content encoded separately. assistant[i] reports
+// whether token i belongs to an assistant's content (or its newline). When
+// prompt is set, "assistant: " follows the messages, the prefix a reply is
+// generated after.
+func chatTokens(tok *tokenizer.Tokenizer, messages []chatMessage, prompt bool) (tokens []int32, assistant []bool) {
+	if tok.AddBOS() {
+		tokens = append(tokens, tok.BOS())
+		assistant = append(assistant, false)
+	}
+	for _, m := range messages {
+		head := tok.Encode(m.Role+": ", false, false)
+		body := tok.Encode(m.Content+"\n", false, false)
+		for range head {
+			assistant = append(assistant, false)
+		}
+		for range body {
+			assistant = append(assistant, m.Role == "assistant")
+		}
+		tokens = append(append(tokens, head...), body...)
+	}
+	if prompt {
+		head := tok.Encode("assistant: ", false, false)
+		tokens = append(tokens, head...)
+		for range head {
+			assistant = append(assistant, false)
+		}
+	}
+	return tokens, assistant
 }
 
 // readTrainData reads plain text or chat JSONL (by the .jsonl extension)
@@ -295,11 +340,11 @@ func readTrainData(path string, tok *tokenizer.Tokenizer, seqLen int) ([]carryon
 	return seqs, nil
 }
 
-// chatSequences turns chat JSONL into sequences: each message is written
-// as "role: content\n"; the tokens of assistant contents (and their
-// newline) are the targets. A chat longer than seqLen+1 tokens is cut.
-func chatSequences(path string, data []byte, tok *tokenizer.Tokenizer, seqLen int) ([]carryonhead.Sequence, error) {
-	var seqs []carryonhead.Sequence
+// readChats reads chat JSONL: one {"messages":[...]} object per line, each
+// message with a known role, blank lines skipped. Errors name the file and
+// line.
+func readChats(path string, data []byte) ([]chatLine, error) {
+	var chats []chatLine
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	for line := 1; sc.Scan(); line++ {
@@ -311,38 +356,44 @@ func chatSequences(path string, data []byte, tok *tokenizer.Tokenizer, seqLen in
 		dec := json.NewDecoder(bytes.NewReader(text))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&c); err != nil {
-			return nil, fmt.Errorf("train: %s:%d: %w", path, line, err)
+			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
 		}
 		if len(c.Messages) == 0 {
-			return nil, fmt.Errorf("train: %s:%d: no messages", path, line)
+			return nil, fmt.Errorf("%s:%d: no messages", path, line)
 		}
-		var s carryonhead.Sequence
 		assistant := false
-		var mask []bool
-		if tok.AddBOS() {
-			s.Tokens = append(s.Tokens, tok.BOS())
-			mask = append(mask, false)
-		}
 		for k, m := range c.Messages {
 			switch m.Role {
 			case "system", "user", "assistant", "tool":
 			default:
-				return nil, fmt.Errorf("train: %s:%d: message %d: unknown role %q", path, line, k, m.Role)
+				return nil, fmt.Errorf("%s:%d: message %d: unknown role %q", path, line, k, m.Role)
 			}
-			head := tok.Encode(m.Role+": ", false, false)
-			body := tok.Encode(m.Content+"\n", false, false)
-			for range head {
-				mask = append(mask, false)
-			}
-			for range body {
-				mask = append(mask, m.Role == "assistant")
-			}
-			s.Tokens = append(append(s.Tokens, head...), body...)
 			assistant = assistant || m.Role == "assistant"
 		}
 		if !assistant {
-			return nil, fmt.Errorf("train: %s:%d: no assistant message to train on", path, line)
+			return nil, fmt.Errorf("%s:%d: no assistant message", path, line)
 		}
+		chats = append(chats, c)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return chats, nil
+}
+
+// chatSequences turns chat JSONL into sequences: each message is written
+// as "role: content\n"; the tokens of assistant contents (and their
+// newline) are the targets. A chat longer than seqLen+1 tokens is cut.
+func chatSequences(path string, data []byte, tok *tokenizer.Tokenizer, seqLen int) ([]carryonhead.Sequence, error) {
+	chats, err := readChats(path, data)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	var seqs []carryonhead.Sequence
+	for _, c := range chats {
+		var s carryonhead.Sequence
+		var mask []bool
+		s.Tokens, mask = chatTokens(tok, c.Messages, false)
 		// mask holds one mark per token; Trained[i] marks Tokens[i+1].
 		s.Trained = mask[1:]
 		if len(s.Tokens) > seqLen+1 {
@@ -352,9 +403,6 @@ func chatSequences(path string, data []byte, tok *tokenizer.Tokenizer, seqLen in
 			continue
 		}
 		seqs = append(seqs, s)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("train: %s: %w", path, err)
 	}
 	return seqs, nil
 }

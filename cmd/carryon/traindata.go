@@ -11,41 +11,104 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// genDataOptions are the flags of `carryon train gen-data`.
+type genDataOptions struct {
+	task, out, format, testOut, ops string
+	n, testN, digits                int
+	seed                            uint64
+}
+
 func newTrainDataCommand() *cobra.Command {
-	var out, format string
-	var n int
-	var seed uint64
+	var o genDataOptions
 	cmd := &cobra.Command{
-		Use:   "gen-data --out FILE",
-		Short: "Write a synthetic training set (templated weather reports) for trying out training",
-		Long: `gen-data writes templated weather reports, a text domain far from the
-children's stories small test models are trained on: as plain text, or with
---format chat as chat JSONL where the user names a city and day and the
-assistant gives the report.`,
+		Use:   "gen-data --out FILE [--task weather|arithmetic]",
+		Short: "Write a synthetic training set (weather reports or worked arithmetic)",
+		Long: `gen-data writes a synthetic training set.
+
+--task weather (the default) writes templated weather reports, a text domain
+far from the children's stories small test models are trained on: as plain
+text, or with --format chat as chat JSONL where the user names a city and day
+and the assistant gives the report.
+
+--task arithmetic writes chat JSONL where the user asks "347+589" and the
+assistant works it out column by column, least significant first, with the
+carry (or borrow) of each column, and ends with "answer: N". --digits sets the
+operands' width, --ops the operations (add, sub, mul: a number times one
+digit). With --test-out, --test-n further problems, none of them in the
+training set, go to a second file for "carryon train eval".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := os.Create(out)
-			if err != nil {
-				return fmt.Errorf("gen-data: %w", err)
-			}
-			w := bufio.NewWriter(f)
-			if err := writeWeather(w, format, n, seed); err != nil {
-				f.Close()
-				return fmt.Errorf("gen-data %s: %w", out, err)
-			}
-			if err := w.Flush(); err != nil {
-				f.Close()
-				return fmt.Errorf("gen-data %s: %w", out, err)
-			}
-			return f.Close()
+			return runGenData(o, cmd.Flags().Changed("format"))
 		},
 	}
-	cmd.Flags().StringVar(&out, "out", "", "file to write")
-	cmd.Flags().StringVar(&format, "format", "text", "text or chat")
-	cmd.Flags().IntVar(&n, "n", 2000, "reports to write")
-	cmd.Flags().Uint64Var(&seed, "seed", 1, "random seed")
+	f := cmd.Flags()
+	f.StringVar(&o.task, "task", "weather", "weather or arithmetic")
+	f.StringVar(&o.out, "out", "", "file to write")
+	f.StringVar(&o.format, "format", "text", "weather: text or chat (arithmetic is always chat)")
+	f.IntVar(&o.n, "n", 2000, "examples to write")
+	f.Uint64Var(&o.seed, "seed", 1, "random seed")
+	f.StringVar(&o.testOut, "test-out", "", "arithmetic: file for held-out problems")
+	f.IntVar(&o.testN, "test-n", 200, "arithmetic: held-out problems to write to --test-out")
+	f.IntVar(&o.digits, "digits", 3, "arithmetic: digits of each operand (the multiplier of mul has one)")
+	f.StringVar(&o.ops, "ops", "add,sub", "arithmetic: operations, a comma-separated list of add, sub and mul")
 	_ = cmd.MarkFlagRequired("out")
 	return cmd
+}
+
+func runGenData(o genDataOptions, formatSet bool) error {
+	switch o.task {
+	case "weather":
+		if o.testOut != "" {
+			return fmt.Errorf("gen-data: --test-out is for --task arithmetic")
+		}
+		return writeDataFile(o.out, func(w io.Writer) error { return writeWeather(w, o.format, o.n, o.seed) })
+	case "arithmetic":
+		if formatSet && o.format != "chat" {
+			return fmt.Errorf("gen-data: --task arithmetic writes chat JSONL, not --format %s", o.format)
+		}
+		ops, err := parseArithmeticOps(o.ops)
+		if err != nil {
+			return fmt.Errorf("gen-data: %w", err)
+		}
+		nTest := 0
+		if o.testOut != "" {
+			nTest = o.testN
+		}
+		train, test, err := arithmeticSets(ops, o.digits, o.n, nTest, o.seed)
+		if err != nil {
+			return fmt.Errorf("gen-data: %w", err)
+		}
+		if err := writeDataFile(o.out, func(w io.Writer) error { return writeArithmetic(w, train) }); err != nil {
+			return err
+		}
+		if o.testOut == "" {
+			return nil
+		}
+		return writeDataFile(o.testOut, func(w io.Writer) error { return writeArithmetic(w, test) })
+	default:
+		return fmt.Errorf("gen-data: --task %q: want weather or arithmetic", o.task)
+	}
+}
+
+// writeDataFile creates path and fills it through a buffered writer.
+func writeDataFile(path string, fill func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("gen-data: %w", err)
+	}
+	w := bufio.NewWriter(f)
+	if err := fill(w); err != nil {
+		f.Close()
+		return fmt.Errorf("gen-data %s: %w", path, err)
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return fmt.Errorf("gen-data %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("gen-data %s: %w", path, err)
+	}
+	return nil
 }
 
 var (
