@@ -75,16 +75,16 @@ type answerExample struct {
 
 // answerEvalResult is what eval reports (--json prints it).
 type answerEvalResult struct {
-	Model     string        `json:"model"`
-	Head      string        `json:"head,omitempty"`
-	Problems  int           `json:"problems"`
-	Correct   int           `json:"correct"`
-	Answered  int           `json:"answered"`
-	Accuracy  float64       `json:"accuracy"`
-	Tokens    int           `json:"generated_tokens"`
-	Seconds   float64       `json:"seconds"`
+	Model     string          `json:"model"`
+	Head      string          `json:"head,omitempty"`
+	Problems  int             `json:"problems"`
+	Correct   int             `json:"correct"`
+	Answered  int             `json:"answered"`
+	Accuracy  float64         `json:"accuracy"`
+	Tokens    int             `json:"generated_tokens"`
+	Seconds   float64         `json:"seconds"`
 	Examples  []answerExample `json:"examples"`
-	PeakRSSMB float64       `json:"peak_rss_mb"`
+	PeakRSSMB float64         `json:"peak_rss_mb"`
 }
 
 // answerProblems turns chats into problems: the messages before the last
