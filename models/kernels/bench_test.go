@@ -267,3 +267,31 @@ func BenchmarkKernelSets(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMatMulF16 measures the large-batch products of float weights
+// (a prompt's rows times one projection, hot in cache after the first
+// pass) on one thread, in GFLOP/s (two per multiply-add).
+func BenchmarkMatMulF16(b *testing.B) {
+	for _, t := range []ggml.Type{ggml.TypeF16, ggml.TypeF32} {
+		for _, sh := range [][2]int{{2560, 960}, {960, 2560}} {
+			rows, cols := sh[0], sh[1]
+			for _, m := range []int{16, 32, 128} {
+				b.Run(fmt.Sprintf("%s/%dx%d/m%d", t, rows, cols, m), func(b *testing.B) {
+					ms := benchMatrices(b, t, rows, cols, 0)
+					x := randF32(rand.New(rand.NewPCG(6, 7)), m*cols, 1)
+					var a Activations
+					if err := a.Prepare(t, x, m, cols); err != nil {
+						b.Fatal(err)
+					}
+					dst := make([]float32, m*rows)
+					b.ReportAllocs()
+					b.ResetTimer()
+					for i := 0; i < b.N; i++ {
+						active.mul(dst, ms[0], &a, 0, rows)
+					}
+					b.ReportMetric(2*float64(rows*cols*m)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				})
+			}
+		}
+	}
+}

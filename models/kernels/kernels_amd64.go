@@ -547,8 +547,8 @@ func mulAVX512(dst []float32, w *Matrix, a *Activations, lo, hi int) {
 		mulPanels(dst, w, a, lo, hi)
 		return
 	}
-	if w.typ == ggml.TypeF16 && a.m >= batchF16Rows {
-		mulF16Batch(dst, w, a, lo, hi)
+	if (w.typ == ggml.TypeF16 || w.typ == ggml.TypeF32) && a.m >= batchFloatRows {
+		mulFloatGemm(dst, w, a, lo, hi)
 		return
 	}
 	if w.typ == ggml.TypeF32 {

@@ -463,15 +463,55 @@ func TestRoundF16(t *testing.T) {
 	}
 }
 
-// TestMatMulF16Batch covers the large-batch F16 product: several column
-// blocks (accumulated outputs), column tails, partial tiles of activation
-// rows and weight rows beyond the last group of four.
-func TestMatMulF16Batch(t *testing.T) {
+// TestMatMulFloatBatch covers the large-batch products of F16 and F32
+// weights (the blocked product on amd64, from 16 activation rows): several
+// column blocks (accumulated outputs), column counts that are not
+// multiples of 16, partial groups of activation rows, weight ranges that
+// end inside a panel or half a panel, and the split over pool threads.
+func TestMatMulFloatBatch(t *testing.T) {
 	r := rand.New(rand.NewPCG(15, 16))
-	for _, cols := range []int{1000, 2048, 2100, 2065} {
-		for _, m := range []int{16, 17, 39} { // from batchF16Rows on amd64
-			rows := 19
-			checkMatMul(t, mulCase{ggml.TypeF16, rows, cols, m}, randF16(r, rows*cols, 1), randF32(r, m*cols, 1))
+	floatData := func(tp ggml.Type, n int) []byte {
+		if tp == ggml.TypeF16 {
+			return randF16(r, n, 1)
+		}
+		data := make([]byte, 4*n)
+		for i, v := range randF32(r, n, 1) {
+			put32f(data[4*i:], v)
+		}
+		return data
+	}
+	for _, tp := range []ggml.Type{ggml.TypeF16, ggml.TypeF32} {
+		for _, cols := range []int{1, 15, 17, 255, 256, 257, 1000, 2065} {
+			for _, rows := range []int{1, 15, 16, 17, 31, 32, 33, 47, 70} {
+				m := 15 + r.IntN(26) // 15..40
+				checkMatMul(t, mulCase{tp, rows, cols, m}, floatData(tp, rows*cols), randF32(r, m*cols, 1))
+			}
+		}
+		// The pool splits the rows at 16-row boundaries among threads.
+		const rows, cols, m = 200, 333, 37
+		data, x := floatData(tp, rows*cols), randF32(r, m*cols, 1)
+		w, err := NewMatrix(tp, rows, cols, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a Activations
+		if err := a.Prepare(tp, x, m, cols); err != nil {
+			t.Fatal(err)
+		}
+		want := make([]float32, m*rows)
+		generic.mul(want, w, &a, 0, rows)
+		for _, threads := range []int{1, 2, 3} {
+			p := NewPool(threads)
+			got := make([]float32, m*rows)
+			if err := p.MatMul(got, w, &a); err != nil {
+				t.Fatal(err)
+			}
+			p.Close()
+			for i := range got {
+				if mag := rowMagnitude(w, &a, i%rows, i/rows); !near(got[i], want[i], mag, 2e-6) {
+					t.Fatalf("%s %dx%d m=%d on %d threads: out[%d] = %g, want %g", tp, rows, cols, m, threads, i, got[i], want[i])
+				}
+			}
 		}
 	}
 }
