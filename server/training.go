@@ -788,7 +788,10 @@ func (s *Server) trainInPlugin(ctx context.Context, id string, pp *pluginProc, j
 		}
 		sendErr <- run.CloseSend()
 	}()
+	// Metrics events: the first step, about fifty over the run, and at
+	// least one every ten seconds.
 	every := max(1, steps/50)
+	lastEvent := time.Now()
 	var last, recent float64
 	var result *sdk.HeadInfo
 	for {
@@ -812,7 +815,8 @@ func (s *Server) trainInPlugin(ctx context.Context, id string, pp *pluginProc, j
 		if u.Step > 0 {
 			last = u.Loss
 			recent = u.Loss
-			if u.Step%every == 0 || u.Step == steps {
+			if u.Step == 1 || u.Step%every == 0 || u.Step == steps || time.Since(lastEvent) >= 10*time.Second {
+				lastEvent = time.Now()
 				_, _ = t.jobs.AddEvent(id, "info", fmt.Sprintf("Step %d/%d: training loss=%.4f", u.Step, steps, u.Loss),
 					map[string]any{"step": u.Step, "train_loss": u.Loss, "total_steps": steps})
 			}

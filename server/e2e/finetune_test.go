@@ -1,0 +1,74 @@
+package e2e
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/carryon/carryon/models/testenv"
+	"github.com/carryon/carryon/server"
+	"github.com/carryon/carryon/server/config"
+)
+
+// startTuningServer serves stories260K (as "stories260k") with the
+// built-in carry-on plugin, built into a temporary plugins directory, and
+// returns the server's base URL.
+func startTuningServer(t *testing.T) string {
+	t.Helper()
+	model := testenv.Path(t, "stories260K.gguf")
+	plugins := t.TempDir()
+	build := exec.Command("go", "build", "-o", filepath.Join(plugins, "carryon"), "github.com/carryon/carryon/plugins/carryon")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the carryon plugin: %v\n%s", err, out)
+	}
+	cfg := config.Default()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.OllamaDir = ""
+	cfg.Threads = 1
+	cfg.PluginsDir = plugins
+	cfg.Models = []string{"stories260k=" + model}
+	s, err := server.New(cfg, server.Options{Version: "e2e"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// TestOpenAINodeSDKFineTuning runs openai_finetune.mjs, which uploads
+// training files, runs a fine-tuning job on stories260K through the
+// official OpenAI Node SDK, reads its events and checkpoints, chats with
+// the fine-tuned model and cancels a second job.
+func TestOpenAINodeSDKFineTuning(t *testing.T) {
+	node := requireSDK(t)
+	url := startTuningServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "openai_finetune.mjs")
+	cmd.Env = append(os.Environ(), "CARRYON_URL="+url, "CARRYON_MODEL=stories260k")
+	out, err := cmd.CombinedOutput()
+	t.Logf("node openai_finetune.mjs:\n%s", out)
+	if err != nil {
+		t.Fatalf("the SDK checks failed: %v", err)
+	}
+}
