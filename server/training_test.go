@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -386,5 +387,39 @@ func TestConversationTargets(t *testing.T) {
 	// A cut that leaves no trained token drops the conversation.
 	if seq, _ := conversationSequence(m, convs[0], 10); seq.Tokens != nil {
 		t.Fatalf("a 10-token cut kept %d tokens", len(seq.Tokens))
+	}
+}
+
+// TestFineTuningPluginCrash kills the plugin during a job: the job fails
+// with a clear error, the server keeps serving, and the restarted plugin
+// runs the next job.
+func TestFineTuningPluginCrash(t *testing.T) {
+	s := headServer(t, nil)
+	train := uploadOK(t, s, chatLines(24, 0))
+	long := createJob(t, s, fmt.Sprintf(`{"model":"tiny","training_file":%q,"carryon":{"steps":100000}}`, train.ID))
+	waitFor(t, time.Minute, "training steps", func() bool {
+		evs, _, _ := s.tuning.jobs.Events(long.ID, "", 100)
+		for _, ev := range evs {
+			if ev.Type == "metrics" {
+				return true
+			}
+		}
+		return false
+	})
+	pp := s.plugins.forType("carryon")
+	if err := syscall.Kill(pp.pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	j := waitJob(t, s, long.ID, 30*time.Second)
+	if j.Status != finetune.StatusFailed || j.Error == nil || j.Error.Code != "plugin_failed" {
+		t.Fatalf("job after the plugin crashed: %s %+v", j.Status, j.Error)
+	}
+	if r := s.post(t, "/v1/chat/completions", `{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":2}`); r.status != http.StatusOK {
+		t.Fatalf("the server stopped serving: %d %s", r.status, r.body)
+	}
+	waitFor(t, 30*time.Second, "the plugin to come back", func() bool { up, _, _ := pp.status(); return up })
+	next := createJob(t, s, fmt.Sprintf(`{"model":"tiny","training_file":%q,"carryon":{"steps":5,"dim":16,"layers":1}}`, train.ID))
+	if j := waitJob(t, s, next.ID, time.Minute); j.Status != finetune.StatusSucceeded {
+		t.Fatalf("job after the restart: %s %+v", j.Status, j.Error)
 	}
 }
