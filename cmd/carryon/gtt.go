@@ -53,6 +53,8 @@ type pretrainOptions struct {
 	resume          string
 	valEvery        int
 	maxTime         time.Duration
+	rollout         float64
+	rolloutPatches  int
 }
 
 func newGTTPretrainCommand() *cobra.Command {
@@ -94,6 +96,8 @@ the end (as --dtype). Interrupting saves the last weights.`,
 	f.StringVar(&o.resume, "resume", "", "continue from this checkpoint (its step count is read from its metadata)")
 	f.IntVar(&o.valEvery, "val-every", 250, "steps between validation losses (0: never)")
 	f.DurationVar(&o.maxTime, "max-time", 0, "stop and save after this long (0: no limit)")
+	f.Float64Var(&o.rollout, "rollout", 0.4, "share of samples whose last patches before the target are the model's own forecast")
+	f.IntVar(&o.rolloutPatches, "rollout-patches", 3, "most patches of such a rollout")
 	return cmd
 }
 
@@ -155,7 +159,9 @@ func runGTTPretrain(ctx context.Context, logw io.Writer, o pretrainOptions) erro
 	cfg := m.Config()
 
 	corpus := gtt.NewCorpus(cfg, o.synthetic)
+	corpus.Rollout, corpus.RolloutPatches = o.rollout, o.rolloutPatches
 	val := gtt.NewCorpus(cfg, o.synthetic)
+	val.Rollout = 0 // validation samples stay the same whatever the recipe
 	if o.data != "" {
 		notes, err := corpus.AddSharedData(o.data, gtt.DefaultSourceWeights())
 		if err != nil {
@@ -178,7 +184,8 @@ func runGTTPretrain(ctx context.Context, logw io.Writer, o pretrainOptions) erro
 		tc.WarmupSteps = o.warmup
 	}
 	fmt.Fprintf(logw, "model: %s, %d parameters, %d thread(s)\n", cfg, m.NumParams(), m.Threads())
-	fmt.Fprintf(logw, "mix: %s\n", corpus.Describe())
+	fmt.Fprintf(logw, "mix: %s; %.0f%% of samples continue up to %d patches of the model's own forecast\n",
+		corpus.Describe(), 100*o.rollout, o.rolloutPatches)
 	fmt.Fprintf(logw, "schedule: steps %d (from %d), %d tokens/step, lr %g, warmup %d, cosine to %g, AdamW wd %g, clip %g\n",
 		o.steps, start, o.tokens, tc.LR, tc.WarmupSteps, tc.LR*tc.MinLRFrac, tc.WeightDecay, tc.ClipNorm)
 
@@ -191,6 +198,7 @@ func runGTTPretrain(ctx context.Context, logw io.Writer, o pretrainOptions) erro
 			"lr":              strconv.FormatFloat(o.lr, 'g', -1, 64),
 			"seed":            strconv.FormatUint(o.seed, 10),
 			"mix":             corpus.Describe(),
+			"rollout":         fmt.Sprintf("%g of samples, up to %d patches", o.rollout, o.rolloutPatches),
 			"train_seconds":   strconv.FormatFloat(st.Elapsed.Seconds(), 'f', 0, 64),
 			"loss_avg":        strconv.FormatFloat(st.AvgLoss, 'f', 4, 64),
 		}
@@ -335,6 +343,8 @@ type evalOptions struct {
 	threads      int
 	batch        int
 	timeFeatures bool
+	on           string
+	ensemble     string
 }
 
 func newGTTEvalCommand() *cobra.Command {
@@ -368,6 +378,8 @@ autocorrelation, and is printed).`,
 	f.IntVarP(&o.threads, "threads", "t", 1, "compute threads")
 	f.IntVar(&o.batch, "batch", 32, "windows per forward pass")
 	f.BoolVar(&o.timeFeatures, "time-features", true, "give the model the timestamps (calendar channels) when the file has a date column")
+	f.StringVar(&o.on, "on", "test", "rows to score: test, or val (the validation rows, for choosing a recipe without reading the test rows)")
+	f.StringVar(&o.ensemble, "ensemble", "", "comma-separated history lengths whose forecasts are averaged (empty: one forecast from --context)")
 	cmd.MarkFlagRequired("csv")
 	return cmd
 }
@@ -379,15 +391,61 @@ type evalHorizon struct {
 	SeasonalNaive tsdata.Metrics `json:"seasonal_naive"`
 }
 
-// modelForecaster adapts a GTT model to tsdata.Forecaster.
-type modelForecaster struct{ m *gtt.Model }
+// modelForecaster adapts a GTT model to tsdata.Forecaster. With contexts
+// set, each forecast is the mean of the forecasts from the last n steps of
+// the history for each n.
+type modelForecaster struct {
+	m        *gtt.Model
+	contexts []int
+}
 
 func (f modelForecaster) Forecast(ctx context.Context, windows []tsdata.Window, horizon int) ([][][]float32, error) {
-	in := make([]gtt.Input, len(windows))
-	for i, w := range windows {
-		in[i] = gtt.Input{Series: w.Series, Timestamps: w.Times}
+	if len(f.contexts) == 0 {
+		in := make([]gtt.Input, len(windows))
+		for i, w := range windows {
+			in[i] = gtt.Input{Series: w.Series, Timestamps: w.Times}
+		}
+		return f.m.ForecastBatch(ctx, in, horizon)
 	}
-	return f.m.ForecastBatch(ctx, in, horizon)
+	var sum [][][]float32
+	for _, n := range f.contexts {
+		in := make([]gtt.Input, len(windows))
+		for i, w := range windows {
+			t := len(w.Series[0])
+			k := max(0, t-n)
+			in[i].Series = make([][]float32, len(w.Series))
+			for c, s := range w.Series {
+				in[i].Series[c] = s[k:]
+			}
+			if w.Times != nil {
+				in[i].Timestamps = w.Times[k:]
+			}
+		}
+		out, err := f.m.ForecastBatch(ctx, in, horizon)
+		if err != nil {
+			return nil, err
+		}
+		if sum == nil {
+			sum = out
+			continue
+		}
+		for i := range out {
+			for c := range out[i] {
+				for j, v := range out[i][c] {
+					sum[i][c][j] += v
+				}
+			}
+		}
+	}
+	inv := 1 / float32(len(f.contexts))
+	for i := range sum {
+		for c := range sum[i] {
+			for j := range sum[i][c] {
+				sum[i][c][j] *= inv
+			}
+		}
+	}
+	return sum, nil
 }
 
 func loadGTT(path string) (*gtt.Model, string, error) {
@@ -435,9 +493,26 @@ func runGTTEval(ctx context.Context, out, logw io.Writer, o evalOptions) error {
 	if err != nil {
 		return fmt.Errorf("gtt eval: %w", err)
 	}
+	switch o.on {
+	case "test":
+	case "val":
+		sp = sp.Validation()
+	default:
+		return fmt.Errorf("gtt eval: --on %q: want test or val", o.on)
+	}
+	fc := modelForecaster{m: m}
+	if o.ensemble != "" {
+		for _, s := range strings.Split(o.ensemble, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil || n < 1 || n > o.context {
+				return fmt.Errorf("gtt eval: --ensemble length %q is not in [1, --context]", s)
+			}
+			fc.contexts = append(fc.contexts, n)
+		}
+	}
 	began := time.Now()
 	lastDraw := time.Time{}
-	res, err := tsdata.Evaluate(ctx, f, modelForecaster{m}, tsdata.EvalConfig{
+	res, err := tsdata.Evaluate(ctx, f, fc, tsdata.EvalConfig{
 		Horizons: hs, Context: o.context, Stride: o.stride, Split: sp, Season: o.season,
 		Batch: o.batch, Times: o.timeFeatures,
 		Progress: func(done, total int) {

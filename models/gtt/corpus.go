@@ -27,6 +27,12 @@ type Corpus struct {
 	TimeFeatures float64
 	// Missing is the share of samples with a span of missing values.
 	Missing float64
+	// Rollout is the share of samples whose last one to RolloutPatches
+	// patches before the target are to be replaced by the model's own
+	// forecast (Sample.Rollout); Pretrain does the replacing.
+	Rollout float64
+	// RolloutPatches bounds the patches of such a sample's rollout.
+	RolloutPatches int
 }
 
 // corpusSource is one weighted source: synthetic, or a set of tables.
@@ -47,7 +53,8 @@ type table struct {
 // NewCorpus returns a corpus for models of shape cfg with one source, the
 // synthetic generator, at the given weight.
 func NewCorpus(cfg Config, syntheticWeight float64) *Corpus {
-	c := &Corpus{cfg: cfg, MaxChannels: 16, FullContext: 0.65, TimeFeatures: 0.5, Missing: 0.05}
+	c := &Corpus{cfg: cfg, MaxChannels: 16, FullContext: 0.65, TimeFeatures: 0.5, Missing: 0.05,
+		Rollout: 0.4, RolloutPatches: 3}
 	if syntheticWeight > 0 {
 		c.sources = append(c.sources, &corpusSource{name: "synthetic", weight: syntheticWeight, synthetic: true})
 	}
@@ -123,6 +130,10 @@ func (c *Corpus) Sample(rng *rand.Rand) Sample {
 		ctxLen = int(math.Exp(math.Log(32) + rng.Float64()*(math.Log(float64(c.cfg.Context))-math.Log(32))))
 	}
 	pl := c.cfg.PatchLen
+	roll := 0
+	if c.Rollout > 0 && c.RolloutPatches > 0 && rng.Float64() < c.Rollout {
+		roll = (1 + rng.IntN(c.RolloutPatches)) * pl
+	}
 	var cols [][]float64
 	var times []time.Time
 	if src.synthetic {
@@ -130,12 +141,17 @@ func (c *Corpus) Sample(rng *rand.Rand) Sample {
 		if rng.Float64() < 0.5 {
 			ch = 2 + rng.IntN(max(1, c.MaxChannels-1))
 		}
-		syn := tsdata.Synthesize(rng, ctxLen+pl, ch)
+		syn := tsdata.Synthesize(rng, ctxLen+roll+pl, ch)
 		cols, times = syn.Series, syn.Times
 	} else {
-		cols, times = c.realWindow(rng, src, ctxLen)
+		cols, times = c.realWindow(rng, src, ctxLen+roll)
 	}
-	return c.finish(rng, cols, times)
+	s := c.finish(rng, cols, times)
+	// A rollout needs at least a patch of real history before it.
+	if n := len(s.Series[0]); roll > 0 && n-roll >= pl {
+		s.Rollout = roll
+	}
+	return s
 }
 
 // realWindow cuts a window of up to ctxLen+PatchLen rows (and a channel

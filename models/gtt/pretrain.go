@@ -50,6 +50,7 @@ func Pretrain(ctx context.Context, m *Model, corpus *Corpus, val []Sample, pc Pr
 	began := time.Now()
 	avg := math.NaN()
 	tokens := 0
+	ri := &rollInScratch{b: newBatch(m.cfg)}
 	for tr.Step() < pc.Train.Steps {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("pretrain at step %d: %w", tr.Step(), err)
@@ -61,6 +62,7 @@ func Pretrain(ctx context.Context, m *Model, corpus *Corpus, val []Sample, pc Pr
 			batch = append(batch, s)
 			bt += m.tokensOf(s)
 		}
+		m.rollIn(batch, ri)
 		loss, gn, err := tr.TrainStep(batch)
 		if err != nil {
 			return fmt.Errorf("pretrain: %w", err)
@@ -110,4 +112,55 @@ func (t *Trainer) evalLoss(samples []Sample) (float64, error) {
 func (m *Model) tokensOf(s Sample) int {
 	t := min(len(s.Series[0]), m.cfg.Context)
 	return len(s.Series) * ((t + m.cfg.PatchLen - 1) / m.cfg.PatchLen)
+}
+
+// rollInScratch is the reusable memory of rollIn.
+type rollInScratch struct {
+	b    *batch
+	ws   workspace
+	todo []int
+}
+
+// rollIn overwrites the last Rollout steps of the predicted channels of
+// each sample that has them with the model's forecast from the steps
+// before, one pass (PatchLen steps) at a time, as ForecastBatch rolls out:
+// each pass reads the window up to the pass's first step, its earlier
+// passes' predictions included, normalized afresh. Input-only channels
+// keep their values.
+func (m *Model) rollIn(samples []Sample, sc *rollInScratch) {
+	pl := m.cfg.PatchLen
+	for pass := 0; ; pass++ {
+		sc.todo = sc.todo[:0]
+		sc.b.reset()
+		for i, s := range samples {
+			if s.Rollout <= pass*pl || len(s.Series[0])-s.Rollout < 1 {
+				continue
+			}
+			cut := len(s.Series[0]) - s.Rollout + pass*pl
+			view := make([][]float32, len(s.Series))
+			for c, ch := range s.Series {
+				view[c] = ch[:cut]
+			}
+			sc.b.addGroup(view)
+			sc.todo = append(sc.todo, i)
+		}
+		if len(sc.todo) == 0 {
+			return
+		}
+		m.forward(sc.b, &sc.ws)
+		row := 0
+		for _, i := range sc.todo {
+			s := samples[i]
+			cut := len(s.Series[0]) - s.Rollout + pass*pl
+			for c := range s.Target {
+				out := sc.ws.out[(row+c)*pl : (row+c+1)*pl]
+				mean, sd := sc.b.mean[row+c], sc.b.scale[row+c]
+				dst := s.Series[c][cut : cut+pl]
+				for k := range dst {
+					dst[k] = float32(float64(out[k])*sd + mean)
+				}
+			}
+			row += len(s.Series)
+		}
+	}
 }

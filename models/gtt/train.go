@@ -45,6 +45,14 @@ type Sample struct {
 	// Target holds PatchLen steps per predicted channel; NaN steps are
 	// left out of the loss.
 	Target [][]float32
+	// Rollout, when positive, is the number of steps (a multiple of
+	// PatchLen) at the end of each predicted channel's window that Pretrain
+	// overwrites with the model's own forecast from the steps before them
+	// (one pass per patch, as a long forecast rolls out) before it trains
+	// on the sample, so that the model learns to continue its own
+	// predictions. The other channels keep their values there. Trainer
+	// methods read the window as it is.
+	Rollout int
 }
 
 // Trainer runs optimization steps on a model.

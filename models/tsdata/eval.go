@@ -24,6 +24,14 @@ func (s Split) TestStart() int { return s.Train + s.Val }
 // TestEnd returns one past the last test row.
 func (s Split) TestEnd() int { return s.Train + s.Val + s.Test }
 
+// Validation returns the split that scores the validation rows in place of
+// the test rows: the same train rows (and normalization), no validation
+// part, and the validation rows as its test part. Recipes are chosen on it,
+// so that the test rows stay unseen.
+func (s Split) Validation() Split {
+	return Split{Train: s.Train, Val: 0, Test: s.Val, Kind: s.Kind + ", validation rows"}
+}
+
 // RatioSplit is the 70/10/20 split of the long-horizon benchmarks: train
 // and test are ⌊0.7·n⌋ and ⌊0.2·n⌋ rows, validation the rest.
 func RatioSplit(n int) Split {
