@@ -103,6 +103,12 @@ type Trainer struct {
 	lm    LMHead
 	step  int
 	alpha []float32 // α as a one-element tensor, for the optimizer
+
+	// acc holds a step's summed gradients; spare holds per-sequence
+	// gradient buffers (zeroed) for reuse. Both live as long as the
+	// trainer, so a step allocates no parameter-sized memory.
+	acc   [][]float32
+	spare chan [][]float32
 }
 
 // NewTrainer starts training from h's weights and configuration.
@@ -172,8 +178,8 @@ type seqResult struct {
 }
 
 // run computes the loss of an example under the current weights and, when
-// grads is set, the gradients of scale times that loss.
-func (t *Trainer) run(e *Example, scale float32, withGrads bool) seqResult {
+// grads is not nil, adds the gradients of scale times that loss to grads.
+func (t *Trainer) run(e *Example, scale float32, grads [][]float32) seqResult {
 	n, d := len(e.Targets), t.cfg.Base.Dim
 	raw := e.Input
 	if raw == nil {
@@ -185,16 +191,108 @@ func (t *Trainer) run(e *Example, scale float32, withGrads bool) seqResult {
 	}
 	var res seqResult
 	var dy []float32
-	if withGrads {
+	if grads != nil {
 		dy = make([]float32, n*d)
 	}
 	res.loss, res.tokens, res.err = t.lm.CrossEntropy(dy, out, e.Targets, scale)
-	if res.err != nil || !withGrads {
+	if res.err != nil || grads == nil {
 		return res
 	}
-	res.grads = t.net.zeros()
+	res.grads = grads
 	res.dAlpha = t.net.backward(tr, dy, res.grads)
 	return res
+}
+
+// gradBuffer returns a zeroed buffer shaped like the parameters.
+func (t *Trainer) gradBuffer() [][]float32 {
+	select {
+	case g := <-t.spare:
+		return g
+	default:
+		return t.net.zeros()
+	}
+}
+
+// releaseGrads zeroes a buffer from gradBuffer and keeps it for reuse.
+func (t *Trainer) releaseGrads(g [][]float32) {
+	for _, v := range g {
+		clear(v)
+	}
+	select {
+	case t.spare <- g:
+	default:
+	}
+}
+
+// gradients runs every example of a batch on the trainer's workers and
+// sums their gradients into t.acc in example order (so the sum does not
+// depend on Workers), returning the summed loss and α gradient. At most
+// Workers sequences are computed or waiting to be added at any time, so
+// the memory for gradients is Workers+1 parameter-sized buffers whatever
+// the batch size.
+func (t *Trainer) gradients(ctx context.Context, batch []Example, scale float32) (loss float64, dAlpha float32, err error) {
+	workers := min(t.opts.Workers, len(batch))
+	if t.acc == nil {
+		t.acc = t.net.zeros()
+		t.spare = make(chan [][]float32, t.opts.Workers)
+	} else {
+		for _, v := range t.acc {
+			clear(v)
+		}
+	}
+	type done struct {
+		i int
+		r seqResult
+	}
+	next := make(chan int)
+	results := make(chan done, workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				results <- done{i, t.run(&batch[i], scale, t.gradBuffer())}
+			}
+		}()
+	}
+	pending := map[int]seqResult{}
+	sent, added := 0, 0
+	for added < sent || (sent < len(batch) && err == nil) {
+		for sent < len(batch) && sent-added < workers && err == nil {
+			if err = ctx.Err(); err != nil {
+				break
+			}
+			next <- sent
+			sent++
+		}
+		if added == sent {
+			break
+		}
+		d := <-results
+		pending[d.i] = d.r
+		for r, ok := pending[added]; ok; r, ok = pending[added] {
+			delete(pending, added)
+			added++
+			if r.err != nil && err == nil {
+				err = r.err
+			}
+			if r.grads == nil {
+				continue
+			}
+			if err == nil {
+				loss += float64(r.loss)
+				dAlpha += r.dAlpha
+				for i, g := range r.grads {
+					axpy(t.acc[i], 1, g)
+				}
+			}
+			t.releaseGrads(r.grads)
+		}
+	}
+	close(next)
+	wg.Wait()
+	return loss, dAlpha, err
 }
 
 // each runs f over the examples on the trainer's workers and returns the
@@ -250,24 +348,11 @@ func (t *Trainer) Step(ctx context.Context, batch []Example) (StepReport, error)
 		return StepReport{}, errors.New("train step: the batch has no targets")
 	}
 	scale := 1 / float32(tokens)
-	res, err := t.each(ctx, len(batch), func(i int) seqResult { return t.run(&batch[i], scale, true) })
+	loss, dAlpha, err := t.gradients(ctx, batch, scale)
 	if err != nil {
 		return StepReport{}, fmt.Errorf("train step: %w", err)
 	}
-	// Sum in example order, so the result does not depend on Workers.
-	grads := res[0].grads
-	dAlpha := res[0].dAlpha
-	var loss float64
-	for k, r := range res {
-		loss += r.loss
-		if k == 0 {
-			continue
-		}
-		for i, g := range r.grads {
-			axpy(grads[i], 1, g)
-		}
-		dAlpha += r.dAlpha
-	}
+	grads := t.acc
 	ts := make([]optim.Tensor, 0, len(grads)+1)
 	for i, p := range t.net.p {
 		ts = append(ts, optim.Tensor{Value: p, Grad: grads[i], Decay: len(t.net.shapes[i]) == 2})
@@ -331,7 +416,7 @@ func (t *Trainer) Eval(ctx context.Context, examples []Example) (head, base floa
 			return 0, 0, 0, fmt.Errorf("evaluate: %w", err)
 		}
 	}
-	res, err := t.each(ctx, len(examples), func(i int) seqResult { return t.run(&examples[i], 1, false) })
+	res, err := t.each(ctx, len(examples), func(i int) seqResult { return t.run(&examples[i], 1, nil) })
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("evaluate: %w", err)
 	}

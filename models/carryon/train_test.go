@@ -172,7 +172,7 @@ func TestAlphaPath(t *testing.T) {
 	if head != baseLoss {
 		t.Fatalf("α = 0: head loss %v, base %v, want equal", head, baseLoss)
 	}
-	r := tr.run(&ex[0], 1, true)
+	r := tr.run(&ex[0], 1, tr.net.zeros())
 	for i, g := range r.grads {
 		for _, v := range g {
 			if v != 0 {
@@ -262,5 +262,39 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 	}
 	if err := o.LoadCheckpoint(ckpt); err == nil {
 		t.Fatal("checkpoint of another configuration accepted")
+	}
+}
+
+// TestStepSameForAnyWorkers checks that the gradients of a batch are summed
+// in example order whatever the number of workers (the trained weights are
+// bit-identical), and that a step keeps at most Workers per-sequence
+// gradient buffers whatever the batch size.
+func TestStepSameForAnyWorkers(t *testing.T) {
+	ctx := context.Background()
+	m, base := trainBase(t)
+	ex, _, err := Features(ctx, m, smallHead(t, base, 1).Config(), patternSequences(7, 16), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var versions []string
+	for _, workers := range []int{1, 3, 7} {
+		tr, err := NewTrainer(smallHead(t, base, 1), m, TrainOptions{Steps: 4, Batch: 7, LR: 3e-3, Seed: 3, LearnAlpha: true, Workers: workers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.Run(ctx, ex, nil); err != nil {
+			t.Fatal(err)
+		}
+		if len(tr.spare) > workers || cap(tr.spare) != workers {
+			t.Errorf("%d workers: %d spare gradient buffers (room for %d)", workers, len(tr.spare), cap(tr.spare))
+		}
+		h, err := tr.Head()
+		if err != nil {
+			t.Fatal(err)
+		}
+		versions = append(versions, h.Version())
+	}
+	if versions[0] != versions[1] || versions[0] != versions[2] {
+		t.Fatalf("weights differ with the number of workers: %v", versions)
 	}
 }
