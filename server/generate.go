@@ -43,12 +43,18 @@ type generation struct {
 
 	first     time.Time   // first token of any choice
 	lastToken []time.Time // last token of each choice
+
+	// headVersion is the head version serving the request ("" for a base).
+	headVersion string
+	// store, when not nil, is the sample to log once the generation ends.
+	store *pendingSample
 }
 
 // startGeneration submits one request per prompt, all with the settings
 // of req. On an error the requests already submitted are cancelled.
 func (s *Server) startGeneration(m *Model, prompts [][]int32, req scheduler.Request, start time.Time) (*generation, error) {
 	var onEnd func()
+	var headVersion string
 	if m.head != "" {
 		base, head, done, err := s.heads.acquire(m.head, len(prompts))
 		if err != nil {
@@ -58,11 +64,12 @@ func (s *Server) startGeneration(m *Model, prompts [][]int32, req scheduler.Requ
 		hm.Name, hm.head, hm.headOf = m.head, m.head, base.Name
 		m = &hm
 		req.Head, onEnd = head, done
+		_, headVersion, _ = strings.Cut(head.ID, "@")
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	n := max(req.N, 1)
 	g := &generation{model: m, ctx: ctx, cancel: cancel, n: n, start: start, metrics: s.metrics,
-		lastToken: make([]time.Time, n*len(prompts))}
+		lastToken: make([]time.Time, n*len(prompts)), headVersion: headVersion}
 	for _, p := range prompts {
 		r := req
 		r.Prompt = p

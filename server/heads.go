@@ -46,6 +46,8 @@ type headEntry struct {
 	Current  string         `json:"current"`
 	Pinned   bool           `json:"pinned"`
 	Versions []*headVersion `json:"versions"`
+	// Learn is how the head learns from its traffic; nil serves only.
+	Learn *headLearning `json:"learn,omitempty"`
 
 	lastErr string
 }
@@ -71,6 +73,9 @@ type headRegistry struct {
 	mu    sync.Mutex
 	heads map[string]*headEntry
 	bases map[string]carryonhead.Base // by model name, computed once
+
+	// learnDefaults fills the thresholds a learning head leaves unset.
+	learnDefaults learnThresholds
 }
 
 // headError is an error with the HTTP status it answers.
@@ -524,6 +529,11 @@ type HeadStatus struct {
 	PluginPID int                 `json:"plugin_pid,omitempty"`
 	Restarts  int                 `json:"plugin_restarts"`
 	Versions  []HeadVersionStatus `json:"versions"`
+	// Policy is "serve" (the default) or "learn": a learning head's
+	// traffic is logged and periodically trained into new versions.
+	Policy string `json:"policy"`
+	// Learning describes a learning head's thresholds and progress.
+	Learning *HeadLearning `json:"learning,omitempty"`
 }
 
 // list describes every head, sorted by id.
@@ -545,6 +555,7 @@ func (reg *headRegistry) statusLocked(e *headEntry) HeadStatus {
 		st.Versions = append(st.Versions, HeadVersionStatus{Version: v.Version, Created: v.Created,
 			Current: v.Version == e.Current, Loaded: v.loaded, Requests: v.refs})
 	}
+	st.Policy, st.Learning = e.learningStatus(reg.learnDefaults)
 	cur := e.version(e.Current)
 	if pp := reg.sup.byName(e.Plugin); pp != nil {
 		up, restarts, lastErr := pp.status()
@@ -577,4 +588,181 @@ func (reg *headRegistry) exists(id string) bool {
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
 	return reg.heads[id] != nil
+}
+
+// Head policies.
+const (
+	// policyServe serves the head; its traffic is logged only when a
+	// request asks for it (store: true).
+	policyServe = "serve"
+	// policyLearn logs every completion the head serves and retrains it
+	// from them (see orchestrator.go).
+	policyLearn = "learn"
+)
+
+// learnThresholds decide when and on what a learning head is retrained.
+// A zero field takes the server's default.
+type learnThresholds struct {
+	// MinSamples is the number of new logged samples that starts a
+	// retraining.
+	MinSamples int `json:"min_samples,omitempty"`
+	// Holdout is the fraction of a retraining's samples held out as its
+	// validation file.
+	Holdout float64 `json:"holdout,omitempty"`
+	// MaxSamples bounds the samples of one retraining (the oldest go
+	// first; the rest wait for the next one).
+	MaxSamples int `json:"max_samples,omitempty"`
+}
+
+// or fills t's unset fields from def.
+func (t learnThresholds) or(def learnThresholds) learnThresholds {
+	if t.MinSamples == 0 {
+		t.MinSamples = def.MinSamples
+	}
+	if t.Holdout == 0 {
+		t.Holdout = def.Holdout
+	}
+	if t.MaxSamples == 0 {
+		t.MaxSamples = def.MaxSamples
+	}
+	return t
+}
+
+// headLearning is a head's policy, thresholds and retraining progress,
+// kept in registry.json.
+type headLearning struct {
+	Policy string `json:"policy"`
+	learnThresholds
+	// Consumed is the last traffic-log sequence number whose samples were
+	// handed to a retraining job; the next one starts after it.
+	Consumed uint64 `json:"consumed_seq,omitempty"`
+	// Job is the last retraining job; no other starts while it has not
+	// ended.
+	Job string `json:"job,omitempty"`
+}
+
+// HeadLearning is how GET /v1/heads describes a head's learning
+// settings (defaults filled in) and progress.
+type HeadLearning struct {
+	MinSamples int     `json:"min_samples"`
+	Holdout    float64 `json:"holdout"`
+	MaxSamples int     `json:"max_samples"`
+	// ConsumedSeq is the last traffic-log sequence number trained on.
+	ConsumedSeq uint64 `json:"consumed_seq"`
+	// Job is the last retraining job's id.
+	Job string `json:"job,omitempty"`
+}
+
+// learningStatus returns the head's policy and, when it has learning
+// settings, their description.
+func (e *headEntry) learningStatus(def learnThresholds) (string, *HeadLearning) {
+	if e.Learn == nil {
+		return policyServe, nil
+	}
+	t := e.Learn.learnThresholds.or(def)
+	return e.Learn.Policy, &HeadLearning{MinSamples: t.MinSamples, Holdout: t.Holdout, MaxSamples: t.MaxSamples,
+		ConsumedSeq: e.Learn.Consumed, Job: e.Learn.Job}
+}
+
+// policyUpdate is a change of a head's policy; nil fields stay as they
+// are.
+type policyUpdate struct {
+	Policy     *string
+	MinSamples *int
+	Holdout    *float64
+	MaxSamples *int
+}
+
+// setPolicy changes a head's policy and thresholds and saves the
+// registry. The caller has validated the values.
+func (reg *headRegistry) setPolicy(id string, u policyUpdate) error {
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	e := reg.heads[id]
+	if e == nil {
+		return herr(http.StatusNotFound, openai.CodeModelNotFound, "head %s does not exist", id)
+	}
+	l := headLearning{Policy: policyServe}
+	if e.Learn != nil {
+		l = *e.Learn
+	}
+	if u.Policy != nil {
+		l.Policy = *u.Policy
+	}
+	if u.MinSamples != nil {
+		l.MinSamples = *u.MinSamples
+	}
+	if u.Holdout != nil {
+		l.Holdout = *u.Holdout
+	}
+	if u.MaxSamples != nil {
+		l.MaxSamples = *u.MaxSamples
+	}
+	if eff := l.learnThresholds.or(reg.learnDefaults); eff.MaxSamples > 0 && eff.MaxSamples < eff.MinSamples {
+		return herr(http.StatusBadRequest, openai.CodeInvalidValue, "head %s: max_samples %d is below min_samples %d", id, eff.MaxSamples, eff.MinSamples)
+	}
+	old := e.Learn
+	e.Learn = &l
+	if err := reg.saveLocked(); err != nil {
+		e.Learn = old
+		return herr(http.StatusInternalServerError, "server_error", "save head registry: %v", err)
+	}
+	reg.log.Info("head policy set", "head", id, "policy", l.Policy)
+	return nil
+}
+
+// policy returns a head's policy (policyServe for an unknown head).
+func (reg *headRegistry) policy(id string) string {
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	if e := reg.heads[id]; e != nil && e.Learn != nil {
+		return e.Learn.Policy
+	}
+	return policyServe
+}
+
+// learner is a snapshot of a learning head for the orchestrator.
+type learner struct {
+	id       string
+	pinned   bool
+	t        learnThresholds // defaults filled in
+	consumed uint64
+	job      string
+}
+
+// learners returns the heads whose policy is learn, sorted by id.
+func (reg *headRegistry) learners() []learner {
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	var out []learner
+	for _, e := range reg.heads {
+		if e.Learn == nil || e.Learn.Policy != policyLearn {
+			continue
+		}
+		out = append(out, learner{id: e.ID, pinned: e.Pinned, t: e.Learn.learnThresholds.or(reg.learnDefaults),
+			consumed: e.Learn.Consumed, job: e.Learn.Job})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
+}
+
+// setConsumed records that a head's samples up to seq went to job (job
+// may be empty when they were skipped) and saves the registry.
+func (reg *headRegistry) setConsumed(id string, seq uint64, job string) error {
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	e := reg.heads[id]
+	if e == nil || e.Learn == nil {
+		return fmt.Errorf("record the training progress of head %s: it was removed or stopped learning", id)
+	}
+	prev := *e.Learn
+	e.Learn.Consumed = seq
+	if job != "" {
+		e.Learn.Job = job
+	}
+	if err := reg.saveLocked(); err != nil {
+		*e.Learn = prev
+		return fmt.Errorf("record the training progress of head %s: save head registry: %w", id, err)
+	}
+	return nil
 }

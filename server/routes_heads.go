@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime/multipart"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -58,6 +60,7 @@ type headRequest struct {
 //	POST   /v1/heads               register a head {"id","path"[,"base"]} or a multipart upload
 //	GET    /v1/heads/{id}          describe a head
 //	PUT    /v1/heads/{id}          register a new version {"path"} or a multipart upload
+//	POST   /v1/heads/{id}          set its policy {"policy","min_samples","holdout","max_samples"}
 //	DELETE /v1/heads/{id}          remove a head
 //	POST   /v1/heads/{id}/pin      pin a head to its version
 //	POST   /v1/heads/{id}/unpin    unpin it
@@ -90,6 +93,8 @@ func (s *Server) handleHeads(c *fasthttp.RequestCtx, info *requestInfo) {
 		writeJSON(c, http.StatusOK, st)
 	case len(parts) == 1 && method == fasthttp.MethodPut:
 		s.registerHead(ctx, c, info, parts[0], false)
+	case len(parts) == 1 && method == fasthttp.MethodPost:
+		s.setHeadPolicy(c, info, parts[0])
 	case len(parts) == 1 && method == fasthttp.MethodDelete:
 		if err := s.heads.remove(parts[0]); err != nil {
 			s.writeHeadError(c, info, err)
@@ -210,4 +215,72 @@ func (s *Server) writeHeadError(c *fasthttp.RequestCtx, info *requestInfo, err e
 		he = &headError{status: http.StatusInternalServerError, code: openai.CodeInternal, err: err}
 	}
 	s.writeError(c, info, openai.NewError(he.status, errorType(he.status), he.code, "", he.Error()+"."))
+}
+
+// setHeadPolicy answers POST /v1/heads/{id}: it sets the fields the body
+// gives of policy ("serve" or "learn"), min_samples (at least 1), holdout
+// (a fraction from 0 to 0.5; 0 takes the default) and max_samples (0: the
+// default; otherwise at least min_samples), and answers the head's status.
+func (s *Server) setHeadPolicy(c *fasthttp.RequestCtx, info *requestInfo, id string) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(c.PostBody(), &fields); err != nil || fields == nil {
+		s.writeError(c, info, openai.NewError(http.StatusBadRequest, openai.TypeInvalidRequest, openai.CodeInvalidJSON, "",
+			"The body must be a JSON object with any of \"policy\", \"min_samples\", \"holdout\", \"max_samples\"."))
+		return
+	}
+	var u policyUpdate
+	bad := func(param, format string, args ...any) {
+		s.writeError(c, info, openai.Invalid(param, openai.CodeInvalidValue, "Invalid '"+param+"': "+format+".", args...))
+	}
+	integer := func(name string, least int) (*int, bool) {
+		raw, ok := fields[name]
+		if !ok {
+			return nil, true
+		}
+		var n int
+		if err := json.Unmarshal(raw, &n); err != nil || n < least {
+			bad(name, "want an integer of at least %d, not %s", least, raw)
+			return nil, false
+		}
+		return &n, true
+	}
+	for _, name := range slices.Sorted(maps.Keys(fields)) {
+		raw := fields[name]
+		switch name {
+		case "policy":
+			var p string
+			if err := json.Unmarshal(raw, &p); err != nil || (p != policyServe && p != policyLearn) {
+				bad("policy", "want \"serve\" or \"learn\", not %s", raw)
+				return
+			}
+			u.Policy = &p
+		case "holdout":
+			var f float64
+			if err := json.Unmarshal(raw, &f); err != nil || !(f >= 0 && f <= 0.5) {
+				bad("holdout", "want a fraction from 0 to 0.5, not %s", raw)
+				return
+			}
+			u.Holdout = &f
+		case "min_samples", "max_samples":
+		default:
+			s.writeError(c, info, openai.Invalid(name, "unknown_parameter", "Unknown parameter: '%s'.", name))
+			return
+		}
+	}
+	var ok bool
+	if u.MinSamples, ok = integer("min_samples", 1); !ok {
+		return
+	}
+	if u.MaxSamples, ok = integer("max_samples", 0); !ok {
+		return
+	}
+	if err := s.heads.setPolicy(id, u); err != nil {
+		s.writeHeadError(c, info, err)
+		return
+	}
+	if u.Policy != nil && *u.Policy == policyLearn {
+		s.learner.poke()
+	}
+	st, _ := s.heads.get(id)
+	writeJSON(c, http.StatusOK, st)
 }

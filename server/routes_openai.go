@@ -21,6 +21,7 @@ import (
 	"github.com/carryon/carryon/server/chat"
 	"github.com/carryon/carryon/server/openai"
 	"github.com/carryon/carryon/server/scheduler"
+	"github.com/carryon/carryon/server/trafficlog"
 )
 
 // writeJSON writes v as a JSON body with the given status.
@@ -176,6 +177,10 @@ func (s *Server) handleChatCompletions(c *fasthttp.RequestCtx, info *requestInfo
 	if perr == nil {
 		perr = checkN(m, req.N)
 	}
+	store := false
+	if perr == nil {
+		store, perr = s.wantStore(c.PostBody(), m)
+	}
 	if perr != nil {
 		s.writeError(c, info, perr)
 		return
@@ -201,6 +206,10 @@ func (s *Server) handleChatCompletions(c *fasthttp.RequestCtx, info *requestInfo
 		return
 	}
 	id, created := newID("chatcmpl-"), time.Now().Unix()
+	if store {
+		g.store = newPendingSample(c, g, id, trafficlog.KindChat, req.User)
+		g.store.sample.Messages = chatSampleMessages(req.Messages)
+	}
 	if req.Stream {
 		s.streamChat(c, info, g, req, id, created)
 		return
@@ -231,6 +240,7 @@ func (s *Server) handleChatCompletions(c *fasthttp.RequestCtx, info *requestInfo
 		}
 		out.Choices[i] = ch
 	}
+	s.storeAndMark(c, g.store, out.Choices[0].Message.Content)
 	writeJSON(c, http.StatusOK, out)
 }
 
@@ -257,6 +267,7 @@ func (s *Server) streamChat(c *fasthttp.RequestCtx, info *requestInfo, g *genera
 			ew.sse(chunk(openai.ChatChunkChoice{Index: i, Delta: openai.ChatDelta{Role: "assistant", Content: &empty}}))
 		}
 		err := s.pump(g, ew, func() { ew.write(ssePing) }, func(ev scheduler.Event) bool {
+			g.store.observe(ev)
 			if ev.Text != "" {
 				text := ev.Text
 				cc := openai.ChatChunkChoice{Index: ev.Choice, Delta: openai.ChatDelta{Content: &text}}
@@ -278,6 +289,7 @@ func (s *Server) streamChat(c *fasthttp.RequestCtx, info *requestInfo, g *genera
 			ew.sse(streamError(generationError(m, err, "messages")))
 			return
 		}
+		s.storeStreamed(g, ew)
 		if req.IncludeUsage {
 			u := openAIUsage(g.usage())
 			last := chunk()
@@ -402,6 +414,10 @@ func (s *Server) handleCompletions(c *fasthttp.RequestCtx, info *requestInfo) {
 	if perr == nil {
 		prompts, promptTexts, perr = completionPrompts(m, req.Prompts)
 	}
+	store := false
+	if perr == nil {
+		store, perr = s.wantStore(c.PostBody(), m)
+	}
 	if perr != nil {
 		s.writeError(c, info, perr)
 		return
@@ -429,6 +445,10 @@ func (s *Server) handleCompletions(c *fasthttp.RequestCtx, info *requestInfo) {
 		}
 		return ""
 	}
+	if store {
+		g.store = newPendingSample(c, g, id, trafficlog.KindCompletion, req.User)
+		g.store.sample.Prompt = promptTexts[0]
+	}
 	if req.Stream {
 		s.streamCompletion(c, info, g, req, id, created, echo)
 		return
@@ -455,6 +475,9 @@ func (s *Server) handleCompletions(c *fasthttp.RequestCtx, info *requestInfo) {
 			ch.Logprobs = completionLogprobs(m, res[i].logprobs, 0)
 		}
 		out.Choices[i] = ch
+	}
+	if g.store != nil {
+		s.storeAndMark(c, g.store, res[0].text.String())
 	}
 	writeJSON(c, http.StatusOK, out)
 }
@@ -525,6 +548,7 @@ func (s *Server) streamCompletion(c *fasthttp.RequestCtx, info *requestInfo, g *
 			}
 		}
 		err := s.pump(g, ew, func() { ew.write(ssePing) }, func(ev scheduler.Event) bool {
+			g.store.observe(ev)
 			if ev.Text != "" {
 				ch := openai.CompletionChoice{Text: ev.Text, Index: ev.Choice}
 				if req.Logprobs >= 0 {
@@ -546,6 +570,7 @@ func (s *Server) streamCompletion(c *fasthttp.RequestCtx, info *requestInfo, g *
 			ew.sse(streamError(generationError(m, err, "prompt")))
 			return
 		}
+		s.storeStreamed(g, ew)
 		if req.IncludeUsage {
 			u := openAIUsage(g.usage())
 			last := chunk(openai.CompletionChoice{})

@@ -42,6 +42,8 @@ type Server struct {
 	plugins *supervisor
 	heads   *headRegistry
 	tuning  *tuning
+	traffic trafficStore  // the traffic log, opened on first use
+	learner *orchestrator // retrains heads whose policy is learn
 
 	metrics *metrics
 	http    *fasthttp.Server
@@ -120,6 +122,10 @@ func New(cfg config.Config, o Options) (*Server, error) {
 	s.metrics = newMetrics(func() []*Model { return s.models })
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.tuning.start(s)
+	s.heads.learnDefaults = learnThresholds{MinSamples: cfg.LearnMinSamples,
+		Holdout: float64(cfg.LearnHoldoutPercent) / 100, MaxSamples: cfg.LearnMaxSamples}
+	s.learner = newOrchestrator(s)
+	s.learner.start()
 	s.http = &fasthttp.Server{
 		Handler:            s.handle,
 		ErrorHandler:       s.transportError,
@@ -197,12 +203,14 @@ func (s *Server) shutdown(ctx context.Context) error {
 		}()
 		httpDone <- s.http.ShutdownWithContext(hctx)
 	}()
+	s.learner.close()
 	s.tuning.close()
 	errs := []error{s.closeModels(ctx)}
 	s.plugins.close()
 	if err := <-httpDone; err != nil {
 		errs = append(errs, fmt.Errorf("close connections: %w", err))
 	}
+	s.closeTraffic()
 	s.cancel()
 	err := errors.Join(errs...)
 	if err != nil {
@@ -268,6 +276,7 @@ var routes = map[string]route{
 	"/v1/chat/completions": {fasthttp.MethodPost, (*Server).handleChatCompletions},
 	"/v1/completions":      {fasthttp.MethodPost, (*Server).handleCompletions},
 	"/v1/embeddings":       {fasthttp.MethodPost, (*Server).handleEmbeddings},
+	"/v1/feedback":         {fasthttp.MethodPost, (*Server).handleFeedback},
 	"/v1/models":           {fasthttp.MethodGet, (*Server).handleListModels},
 	"/tokenize":            {fasthttp.MethodPost, (*Server).handleTokenize},
 	"/detokenize":          {fasthttp.MethodPost, (*Server).handleDetokenize},

@@ -74,6 +74,23 @@ type Config struct {
 	// AdminKey, when set, is the bearer token the head administration
 	// routes (/v1/heads...) require.
 	AdminKey string `json:"admin_key" yaml:"admin_key"`
+
+	// NATS is the URL of an external NATS server (or cluster) that holds
+	// the traffic log; empty runs an embedded server with its files in
+	// <data-dir>/nats.
+	NATS string `json:"nats" yaml:"nats"`
+	// LearnMinSamples is the default number of new logged samples that
+	// starts the retraining of a head whose policy is learn.
+	LearnMinSamples int `json:"learn_min_samples" yaml:"learn_min_samples"`
+	// LearnHoldoutPercent is the default share of a retraining's samples
+	// held out for validation, in percent.
+	LearnHoldoutPercent int `json:"learn_holdout_percent" yaml:"learn_holdout_percent"`
+	// LearnMaxSamples is the default bound on the samples of one
+	// retraining; 0 means none.
+	LearnMaxSamples int `json:"learn_max_samples" yaml:"learn_max_samples"`
+	// LearnInterval is how often learning heads are checked for new
+	// samples (logged samples also wake the check).
+	LearnInterval Duration `json:"learn_interval" yaml:"learn_interval"`
 }
 
 // Duration is a time.Duration written as a Go duration string in config
@@ -131,6 +148,11 @@ func Default() Config {
 		ShutdownTimeout: Duration(30 * time.Second),
 		Heartbeat:       Duration(2 * time.Second),
 		PluginsDir:      filepath.Join("bin", "plugins"),
+
+		LearnMinSamples:     100,
+		LearnHoldoutPercent: 10,
+		LearnMaxSamples:     5000,
+		LearnInterval:       Duration(time.Minute),
 	}
 }
 
@@ -261,6 +283,11 @@ func Settings() []Setting {
 		{Key: "heartbeat", Usage: "interval of keep-alive comments on idle streams", field: func(c *Config) any { return &c.Heartbeat }},
 		{Key: "plugins_dir", Usage: "directory of the plugin binaries to start", field: func(c *Config) any { return &c.PluginsDir }},
 		{Key: "admin_key", Usage: "bearer token the head administration routes require (empty: none)", field: func(c *Config) any { return &c.AdminKey }},
+		{Key: "nats", Usage: "URL of an external NATS server for the traffic log (empty: an embedded one in DATA_DIR/nats)", field: func(c *Config) any { return &c.NATS }},
+		{Key: "learn_min_samples", Usage: "new logged samples that retrain a learning head (its default)", field: func(c *Config) any { return &c.LearnMinSamples }},
+		{Key: "learn_holdout_percent", Usage: "percent of a retraining's samples held out for validation (its default)", field: func(c *Config) any { return &c.LearnHoldoutPercent }},
+		{Key: "learn_max_samples", Usage: "most samples of one retraining (its default; 0: no bound)", field: func(c *Config) any { return &c.LearnMaxSamples }},
+		{Key: "learn_interval", Usage: "how often learning heads are checked for new samples", field: func(c *Config) any { return &c.LearnInterval }},
 	}
 }
 
@@ -413,6 +440,18 @@ func (c *Config) Validate() error {
 	}
 	if c.Heartbeat <= 0 {
 		bad("heartbeat", "%v: want a positive interval", c.Heartbeat)
+	}
+	if c.LearnMinSamples < 1 {
+		bad("learn_min_samples", "%d: want at least 1", c.LearnMinSamples)
+	}
+	if c.LearnHoldoutPercent < 1 || c.LearnHoldoutPercent > 50 {
+		bad("learn_holdout_percent", "%d: want 1 to 50", c.LearnHoldoutPercent)
+	}
+	if c.LearnMaxSamples < 0 || (c.LearnMaxSamples > 0 && c.LearnMaxSamples < c.LearnMinSamples) {
+		bad("learn_max_samples", "%d: want 0 (no bound) or at least learn_min_samples (%d)", c.LearnMaxSamples, c.LearnMinSamples)
+	}
+	if c.LearnInterval <= 0 {
+		bad("learn_interval", "%v: want a positive interval", c.LearnInterval)
 	}
 	seen := map[string]bool{}
 	for _, m := range c.Models {
