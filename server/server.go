@@ -45,6 +45,8 @@ type Server struct {
 	traffic trafficStore  // the traffic log, opened on first use
 	learner *orchestrator // retrains heads whose policy is learn
 
+	forecasts *forecastRegistry
+
 	metrics *metrics
 	http    *fasthttp.Server
 
@@ -119,6 +121,7 @@ func New(cfg config.Config, o Options) (*Server, error) {
 		s.closeModels(context.Background())
 		return nil, err
 	}
+	s.forecasts = newForecastRegistry(cfg.DataDir, s.plugins, forecastThreads(cfg.Threads), log)
 	s.metrics = newMetrics(func() []*Model { return s.models })
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.tuning.start(s)
@@ -278,6 +281,7 @@ var routes = map[string]route{
 	"/v1/embeddings":       {fasthttp.MethodPost, (*Server).handleEmbeddings},
 	"/v1/feedback":         {fasthttp.MethodPost, (*Server).handleFeedback},
 	"/v1/models":           {fasthttp.MethodGet, (*Server).handleListModels},
+	"/v1/forecast":         {fasthttp.MethodPost, (*Server).handleForecast},
 	"/tokenize":            {fasthttp.MethodPost, (*Server).handleTokenize},
 	"/detokenize":          {fasthttp.MethodPost, (*Server).handleDetokenize},
 	"/api/chat":            {fasthttp.MethodPost, (*Server).handleOllamaChat},
@@ -321,6 +325,10 @@ func (s *Server) handle(c *fasthttp.RequestCtx) {
 	case strings.HasPrefix(path, "/v1/fine_tuning/"):
 		info.route = "/v1/fine_tuning"
 		rt = route{string(c.Method()), (*Server).handleFineTuning}
+		ok = true
+	case path == "/v1/forecasters" || strings.HasPrefix(path, "/v1/forecasters/"):
+		info.route = "/v1/forecasters"
+		rt = route{string(c.Method()), (*Server).handleForecasters}
 		ok = true
 	case strings.HasPrefix(path, "/v1/models/"):
 		info.route = "/v1/models/{id}"

@@ -33,9 +33,10 @@ const (
 // running (crashed and not restarted yet).
 var errPluginDown = errors.New("plugin is not running")
 
-// supervisor starts the head plugins of the plugins directory, watches
-// them and restarts them with backoff when they exit. It is the only code
-// that starts or stops plugin processes.
+// supervisor starts the plugins of the plugins directory (head plugins and
+// forecaster plugins, told apart by the kind they serve), watches them and
+// restarts them with backoff when they exit. It is the only code that
+// starts or stops plugin processes.
 type supervisor struct {
 	log     hclog.Logger
 	ctx     context.Context
@@ -66,9 +67,17 @@ type pluginProc struct {
 	loaded   map[string]string // plugin-side head id -> directory
 	restarts int
 	lastErr  string
+
+	// forecasts is set once the plugin has started as a forecaster
+	// plugin; fc is its client while it runs, and fcLoaded its loaded
+	// model directories (plugin-side id -> directory), for restarts.
+	forecasts bool
+	fc        *host.ForecasterClient
+	fcLoaded  map[string]string
 }
 
-// startSupervisor starts every executable file of dir as a head plugin.
+// startSupervisor starts every executable file of dir as a plugin: a head
+// plugin, or a forecaster plugin when it serves no heads.
 // A missing directory means no plugins. A plugin that fails to start is
 // logged and retried in the background.
 func startSupervisor(dir string, log hclog.Logger) (*supervisor, error) {
@@ -97,7 +106,7 @@ func startSupervisor(dir string, log hclog.Logger) (*supervisor, error) {
 			sv.log.Warn("skipping a plugin whose checksum cannot be read", "path", path, "error", err)
 			continue
 		}
-		pp := &pluginProc{name: e.Name(), path: path, checksum: sum, log: sv.log, loaded: map[string]string{}}
+		pp := &pluginProc{name: e.Name(), path: path, checksum: sum, log: sv.log, loaded: map[string]string{}, fcLoaded: map[string]string{}}
 		sv.plugins = append(sv.plugins, pp)
 	}
 	var wg sync.WaitGroup
@@ -147,7 +156,7 @@ func (sv *supervisor) close() {
 	for _, pp := range sv.plugins {
 		pp.mu.Lock()
 		p := pp.proc
-		pp.proc, pp.heads = nil, nil
+		pp.proc, pp.heads, pp.fc = nil, nil, nil
 		pp.mu.Unlock()
 		if p != nil {
 			_ = p.Close()
@@ -161,7 +170,7 @@ func (sv *supervisor) forType(typ string) *pluginProc {
 	var found *pluginProc
 	for _, pp := range sv.plugins {
 		pp.mu.Lock()
-		ok := slices.Contains(pp.info.Types, typ)
+		ok := slices.Contains(pp.info.Types, typ) && !pp.forecasts
 		pp.mu.Unlock()
 		if ok && (found == nil || pp.name == typ) {
 			found = pp
@@ -190,7 +199,11 @@ func (pp *pluginProc) start(ctx context.Context) error {
 		return fmt.Errorf("start plugin %s: %w", pp.name, err)
 	}
 	hc, err := p.Head(sctx)
-	if err == nil {
+	if errors.Is(err, host.ErrKind) {
+		if err = pp.startForecaster(sctx, p); err == nil {
+			return nil
+		}
+	} else if err == nil {
 		var info sdk.PluginInfo
 		if info, err = hc.Info(sctx); err == nil {
 			pp.mu.Lock()
@@ -203,6 +216,24 @@ func (pp *pluginProc) start(ctx context.Context) error {
 	_ = p.Close()
 	pp.setErr(err)
 	return fmt.Errorf("start plugin %s: %w", pp.name, err)
+}
+
+// startForecaster completes the start of a plugin that serves
+// forecasters.
+func (pp *pluginProc) startForecaster(ctx context.Context, p *host.Plugin) error {
+	fc, err := p.Forecaster(ctx)
+	if err != nil {
+		return err
+	}
+	info, err := fc.Info(ctx)
+	if err != nil {
+		return err
+	}
+	pp.mu.Lock()
+	pp.proc, pp.fc, pp.info, pp.forecasts = p, fc, info, true
+	pp.mu.Unlock()
+	pp.log.Info("forecaster plugin started", "plugin", pp.name, "pid", p.Pid(), "types", info.Types, "models", info.Models)
+	return nil
 }
 
 func (pp *pluginProc) setErr(err error) {
@@ -264,17 +295,23 @@ func (pp *pluginProc) supervise(ctx context.Context) {
 func (pp *pluginProc) down(p *host.Plugin, why string) {
 	pp.mu.Lock()
 	if pp.proc == p {
-		pp.proc, pp.heads = nil, nil
+		pp.proc, pp.heads, pp.fc = nil, nil, nil
 		pp.lastErr = why
 	}
 	pp.mu.Unlock()
 }
 
-// reload loads every head of a restarted plugin again.
+// reload loads every head (or forecasting model) of a restarted plugin
+// again.
 func (pp *pluginProc) reload(ctx context.Context) {
 	pp.admin.Lock()
 	defer pp.admin.Unlock()
 	pp.mu.Lock()
+	if pp.forecasts {
+		pp.mu.Unlock()
+		pp.reloadForecasters(ctx)
+		return
+	}
 	hc := pp.heads
 	ids := make([]string, 0, len(pp.loaded))
 	for id := range pp.loaded {
@@ -314,7 +351,7 @@ func (pp *pluginProc) client() (*host.HeadClient, error) {
 func (pp *pluginProc) status() (up bool, restarts int, lastErr string) {
 	pp.mu.Lock()
 	defer pp.mu.Unlock()
-	return pp.heads != nil, pp.restarts, pp.lastErr
+	return pp.heads != nil || pp.fc != nil, pp.restarts, pp.lastErr
 }
 
 // pid returns the process id, or 0 while the plugin is down.

@@ -1,0 +1,246 @@
+package server
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/carryon/carryon/server/config"
+)
+
+var (
+	forecastPluginOnce sync.Once
+	forecastPluginDir  string
+	forecastPluginErr  error
+)
+
+// forecastPlugins builds the GTT forecaster plugin once into a directory of
+// the package's temporary folder and returns it.
+func forecastPlugins(t testing.TB) string {
+	t.Helper()
+	forecastPluginOnce.Do(func() {
+		forecastPluginDir = filepath.Join(modelDir, "forecast-plugins")
+		out, err := exec.Command("go", "build", "-o", filepath.Join(forecastPluginDir, "gtt"), "github.com/carryon/carryon/plugins/gtt").CombinedOutput()
+		if err != nil {
+			forecastPluginErr = fmt.Errorf("build the gtt plugin: %v\n%s", err, out)
+		}
+	})
+	if forecastPluginErr != nil {
+		t.Fatal(forecastPluginErr)
+	}
+	return forecastPluginDir
+}
+
+// forecastServer starts a server with no language model and the gtt
+// plugin.
+func forecastServer(t testing.TB, edit func(*config.Config)) *testServer {
+	t.Helper()
+	cfg := testConfig(t)
+	cfg.PluginsDir = forecastPlugins(t)
+	if edit != nil {
+		edit(&cfg)
+	}
+	return startServer(t, cfg)
+}
+
+// forecastReply is the part of a /v1/forecast answer the tests read.
+type forecastReply struct {
+	Model     string `json:"model"`
+	Forecasts []struct {
+		Name       string         `json:"name"`
+		Mean       any            `json:"mean"`
+		Quantiles  map[string]any `json:"quantiles"`
+		Timestamps []string       `json:"timestamps"`
+	} `json:"forecasts"`
+	Usage struct {
+		Series, Channels, Steps, Horizon int
+		ForecastMS                       float64 `json:"forecast_ms"`
+		TotalMS                          float64 `json:"total_ms"`
+	} `json:"usage"`
+}
+
+func floats(t testing.TB, v any) []float64 {
+	t.Helper()
+	list, ok := v.([]any)
+	if !ok {
+		t.Fatalf("not a list: %v", v)
+	}
+	out := make([]float64, len(list))
+	for i, x := range list {
+		f, ok := x.(float64)
+		if !ok {
+			t.Fatalf("element %d is %v", i, x)
+		}
+		out[i] = f
+	}
+	return out
+}
+
+func TestForecastRoute(t *testing.T) {
+	s := forecastServer(t, nil)
+	hourly := make([]string, 200)
+	for i := range hourly {
+		hourly[i] = fmt.Sprintf("%q", time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i)*time.Hour).Format(time.RFC3339))
+	}
+	body := `{"model":"gtt-small","horizon":70,"quantiles":[0.1,0.5,0.9],"series":[
+		{"name":"load","target":` + seriesJSON(300, 24) + `},
+		{"target":[` + seriesJSON(200, 24) + `,` + seriesJSON(200, 12) + `],"timestamps":[` + strings.Join(hourly, ",") + `]},
+		{"name":"gappy","target":[` + strings.Repeat("null,", 10) + strings.Trim(seriesJSON(100, 24), "[]") + `]}]}`
+	r := s.post(t, "/v1/forecast", body)
+	if r.status != http.StatusOK {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	var out forecastReply
+	r.json(t, &out)
+	if out.Model != "gtt-small" || len(out.Forecasts) != 3 || out.Usage.Series != 3 || out.Usage.Channels != 4 || out.Usage.Horizon != 70 ||
+		out.Usage.Steps != 300+400+110 || out.Usage.TotalMS <= 0 {
+		t.Fatalf("answer: %+v", out)
+	}
+	f0 := out.Forecasts[0]
+	mean := floats(t, f0.Mean)
+	if f0.Name != "load" || len(mean) != 70 {
+		t.Fatalf("first forecast: %+v", f0)
+	}
+	q10, q50, q90 := floats(t, f0.Quantiles["0.1"]), floats(t, f0.Quantiles["0.5"]), floats(t, f0.Quantiles["0.9"])
+	for k, v := range mean {
+		truth := 10 + 3*math.Sin(2*math.Pi*float64(300+k)/24)
+		if math.Abs(v-truth) > 1 {
+			t.Errorf("step %d: %v, truth %v", k, v, truth)
+		}
+		if !(q10[k] <= q50[k] && q50[k] <= q90[k]) {
+			t.Fatalf("step %d: quantiles %v %v %v", k, q10[k], q50[k], q90[k])
+		}
+	}
+	f1 := out.Forecasts[1]
+	ch, ok := f1.Mean.([]any)
+	if f1.Name != "1" || !ok || len(ch) != 2 || len(floats(t, ch[1])) != 70 {
+		t.Fatalf("2-D forecast: %+v", f1)
+	}
+	if q, ok := f1.Quantiles["0.9"].([]any); !ok || len(q) != 2 || len(floats(t, q[0])) != 70 {
+		t.Errorf("2-D quantiles: %v", f1.Quantiles["0.9"])
+	}
+	if len(f1.Timestamps) != 70 || f1.Timestamps[0] != "2024-03-09T08:00:00Z" {
+		t.Errorf("timestamps %v", f1.Timestamps[:2])
+	}
+	if len(floats(t, out.Forecasts[2].Mean)) != 70 {
+		t.Errorf("gappy series")
+	}
+
+	// Unknown model, invalid field, wrong method.
+	r = s.post(t, "/v1/forecast", `{"model":"nope","horizon":3,"series":[{"target":`+seriesJSON(20, 5)+`}]}`)
+	if r.status != http.StatusNotFound || !strings.Contains(string(r.body), `"code":"model_not_found"`) {
+		t.Errorf("unknown model: %d %s", r.status, r.body)
+	}
+	r = s.post(t, "/v1/forecast", `{"model":"gtt-small","horizon":3,"series":[{"target":`+seriesJSON(20, 5)+`},{"target":[1,2,"three"]}]}`)
+	if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), `"param":"series[1].target[2]"`) {
+		t.Errorf("bad value: %d %s", r.status, r.body)
+	}
+	r = s.get(t, "/v1/forecast")
+	if r.status != http.StatusMethodNotAllowed {
+		t.Errorf("GET: %d", r.status)
+	}
+	r = s.get(t, "/v1/forecasters")
+	if r.status != http.StatusOK || !strings.Contains(string(r.body), `"id":"gtt-small"`) || !strings.Contains(string(r.body), `"builtin":true`) {
+		t.Errorf("list: %d %s", r.status, r.body)
+	}
+}
+
+// TestForecastRawHTTP sends a request as curl would, byte for byte, and
+// reads the raw answer.
+func TestForecastRawHTTP(t *testing.T) {
+	s := forecastServer(t, nil)
+	body := `{"model":"gtt-small","horizon":4,"series":[{"target":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20]}]}`
+	conn, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/forecast HTTP/1.1\r\nHost: %s\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", s.addr, len(body), body)
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("%d %s %s", res.StatusCode, res.Header.Get("Content-Type"), b)
+	}
+	var out forecastReply
+	response{body: b}.json(t, &out)
+	mean := floats(t, out.Forecasts[0].Mean)
+	if len(mean) != 4 || mean[0] < 19 || mean[0] > 23 {
+		t.Errorf("a ramp to 20 forecasts %v", mean)
+	}
+
+	// A horizon beyond the cap says the cap.
+	bad := `{"model":"gtt-small","horizon":5000,"series":[{"target":[1,2,3]}]}`
+	fmt.Fprintf(conn, "POST /v1/forecast HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", s.addr, len(bad), bad)
+	res, err = http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 400 || !strings.Contains(string(b), `"param":"horizon"`) || !strings.Contains(string(b), "4096") {
+		t.Errorf("%d %s", res.StatusCode, b)
+	}
+}
+
+// TestForecastMergesConcurrentRequests: requests that arrive while a plugin
+// call runs share the next call, and each gets its own answer.
+func TestForecastMergesConcurrentRequests(t *testing.T) {
+	s := forecastServer(t, nil)
+	const n = 12
+	bodies := make([]string, n)
+	for i := range bodies {
+		bodies[i] = fmt.Sprintf(`{"model":"gtt-small","horizon":128,"series":[{"name":"s%d","target":%s}]}`, i, seriesJSON(1024, float64(10+i)))
+	}
+	// Each request alone, for reference.
+	want := make([]string, n)
+	for i, b := range bodies {
+		var out forecastReply
+		s.post(t, "/v1/forecast", b).json(t, &out)
+		want[i] = fmt.Sprint(out.Forecasts[0].Mean)
+	}
+	before := s.forecasts.batch.calls.Load()
+	var wg sync.WaitGroup
+	got := make([]string, n)
+	names := make([]string, n)
+	for i, b := range bodies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var out forecastReply
+			r := s.post(t, "/v1/forecast", b)
+			if r.status != 200 {
+				t.Errorf("%d %s", r.status, r.body)
+				return
+			}
+			r.json(t, &out)
+			got[i], names[i] = fmt.Sprint(out.Forecasts[0].Mean), out.Forecasts[0].Name
+		}()
+	}
+	wg.Wait()
+	calls := s.forecasts.batch.calls.Load() - before
+	t.Logf("%d concurrent requests took %d plugin calls", n, calls)
+	if calls >= n {
+		t.Errorf("%d requests took %d plugin calls; none were merged", n, calls)
+	}
+	for i := range got {
+		if names[i] != fmt.Sprintf("s%d", i) {
+			t.Errorf("request %d got series %q", i, names[i])
+		}
+		if got[i] != want[i] {
+			t.Errorf("request %d: merged answer differs from the answer alone", i)
+		}
+	}
+}
