@@ -19,24 +19,15 @@ import (
 // gemmLanes rows and the columns in blocks of gemmKBlock; each block of a
 // panel is converted to float32 once, transposed so that a vector's lanes
 // are 16 output rows (f16Panel, f32Panel), and then multiplied with every
-// group of gemmRows activation rows by f32Panel2x6, whose twelve
+// group of gemmRows activation rows by f32Panel2x12, whose 24
 // accumulators hold finished dot products of 16 consecutive outputs of one
 // activation row: they are stored as they are, without horizontal sums.
 // The converted block (32 KiB) stays in the L1 and L2 caches while the
 // activation rows stream past it.
 
-// tile6 names the activation rows of one call of f32Panel2x6 (already
-// advanced to the column block) and where their outputs go (advanced to
-// the panel's first row). Padding slots read a used row and write spare
-// memory.
-type tile6 struct {
-	x   [gemmRows]unsafe.Pointer
-	out [gemmRows]unsafe.Pointer
-}
-
 const (
 	// gemmRows is the number of activation rows of the register tile.
-	gemmRows = 6
+	gemmRows = 12
 	// gemmLanes is the number of weight rows of a panel: two vectors.
 	gemmLanes = 32
 	// gemmKBlock is the number of columns converted at a time; a multiple
@@ -44,7 +35,8 @@ const (
 	gemmKBlock = 256
 	// batchFloatRows is the batch from which F16 and F32 products run
 	// the blocked product: below it the conversion and transposition of
-	// the weights cost more than the tile saves over the row kernels.
+	// the weights cost more than the tile saves over the row kernels. It
+	// is at least gemmRows.
 	batchFloatRows = 16
 )
 
@@ -55,36 +47,49 @@ func f16Panel(dst *float32, src unsafe.Pointer, sstride uintptr, n int)
 func f32Panel(dst *float32, src unsafe.Pointer, sstride uintptr, n int)
 
 //go:noescape
-func f32Panel2x6(p *float32, n int, t *tile6, accumulate bool, mask uint32)
+func f32Panel2x12(p *float32, n int, x *float32, xstride uintptr, out *float32, ostride uintptr, skip int, pf unsafe.Pointer, pfLines int, accumulate bool, mask uint32)
 
-// mulFloatGemm is the AVX-512 product of F16 or F32 weights rows [lo, hi)
-// with a batch of activation rows (see the notes above). It does not
-// allocate: its buffers live on the stack.
+// mulFloatGemm is the AVX-512 product of F16 or F32 weight rows [lo, hi)
+// with a batch of at least gemmRows activation rows (see the notes
+// above). A last, partial group of activation rows is computed as the
+// batch's last gemmRows rows, of which the kernel stores only those not
+// done before. While a panel is multiplied, the kernel prefetches the
+// weights of the next one. The function does not allocate: its buffer
+// lives on the stack.
 func mulFloatGemm(dst []float32, w *Matrix, a *Activations, lo, hi int) {
 	var mem [gemmKBlock*gemmLanes + 16]float32
 	panel := mem[int(-uintptr(unsafe.Pointer(&mem[0]))&63)/4:][:gemmKBlock*gemmLanes]
-	var spare [gemmRows][gemmLanes]float32
-	var t tile6
+	xs, os := uintptr(4*a.cols), uintptr(4*w.rows)
+	groups := (a.m + gemmRows - 1) / gemmRows
+	calls := groups * ((a.cols + gemmKBlock - 1) / gemmKBlock) // kernel calls per panel
 	for i0 := lo; i0 < hi; i0 += gemmLanes {
 		n := min(gemmLanes, hi-i0)
 		mask := uint32(1)<<n - 1
 		if n == gemmLanes {
 			mask = math.MaxUint32
 		}
+		// The next panel's weights are contiguous: spread their
+		// prefetches over this panel's kernel calls.
+		var pf unsafe.Pointer
+		pfLines, pfPer := 0, 0
+		if next := i0 + gemmLanes; next < hi {
+			pf = unsafe.Pointer(&w.data[next*w.rowBytes])
+			pfLines = (min(next+gemmLanes, hi)*w.rowBytes - next*w.rowBytes + 63) / 64
+			pfPer = (pfLines + calls - 1) / calls
+		}
 		for k0 := 0; k0 < a.cols; k0 += gemmKBlock {
 			kn := min(gemmKBlock, a.cols-k0)
 			fillPanel(panel, w, i0, n, k0, kn)
-			for r := 0; r < a.m; r += gemmRows {
-				for j := range gemmRows {
-					if r+j < a.m {
-						t.x[j] = unsafe.Pointer(&a.f32[(r+j)*a.cols+k0])
-						t.out[j] = unsafe.Pointer(&dst[(r+j)*w.rows+i0])
-					} else {
-						t.x[j] = t.x[0]
-						t.out[j] = unsafe.Pointer(&spare[j])
-					}
+			for g := range groups {
+				r, skip := g*gemmRows, 0
+				if r+gemmRows > a.m {
+					r, skip = a.m-gemmRows, r+gemmRows-a.m
 				}
-				f32Panel2x6(&panel[0], kn, &t, k0 > 0, mask)
+				lines := min(pfPer, pfLines)
+				f32Panel2x12(&panel[0], kn, &a.f32[r*a.cols+k0], xs, &dst[r*w.rows+i0], os, skip, pf, lines, k0 > 0, mask)
+				if pfLines -= lines; pfLines > 0 {
+					pf = unsafe.Add(pf, 64*lines)
+				}
 			}
 		}
 	}

@@ -208,34 +208,55 @@ f32p_done:
 	VZEROUPPER
 	RET
 
-// STEP advances the twelve accumulators by one column at offset off of
-// the panel (SI) and of the activation rows (R8..R13, indexed by DX).
-#define STEP(off) \
+// STEP12 advances the 24 accumulators by one column at offset off of the
+// panel (SI) and of the activation rows: R8, R11, R12 point at rows 0, 4
+// and 8, R9 is the distance between rows and R10 three times that.
+#define STEP12(off) \
 	VMOVAPS      (32*off)(SI), Z24 \
 	VMOVAPS      (32*off+64)(SI), Z25 \
-	VBROADCASTSS off(R8)(DX*1), Z26 \
-	VBROADCASTSS off(R9)(DX*1), Z27 \
+	VBROADCASTSS off(R8), Z26 \
+	VBROADCASTSS off(R8)(R9*1), Z27 \
 	VFMADD231PS  Z26, Z24, Z0 \
 	VFMADD231PS  Z26, Z25, Z1 \
-	VBROADCASTSS off(R10)(DX*1), Z28 \
+	VBROADCASTSS off(R8)(R9*2), Z28 \
 	VFMADD231PS  Z27, Z24, Z2 \
 	VFMADD231PS  Z27, Z25, Z3 \
-	VBROADCASTSS off(R11)(DX*1), Z29 \
+	VBROADCASTSS off(R8)(R10*1), Z29 \
 	VFMADD231PS  Z28, Z24, Z4 \
 	VFMADD231PS  Z28, Z25, Z5 \
-	VBROADCASTSS off(R12)(DX*1), Z30 \
+	VBROADCASTSS off(R11), Z30 \
 	VFMADD231PS  Z29, Z24, Z6 \
 	VFMADD231PS  Z29, Z25, Z7 \
-	VBROADCASTSS off(R13)(DX*1), Z31 \
+	VBROADCASTSS off(R11)(R9*1), Z31 \
 	VFMADD231PS  Z30, Z24, Z8 \
 	VFMADD231PS  Z30, Z25, Z9 \
+	VBROADCASTSS off(R11)(R9*2), Z26 \
 	VFMADD231PS  Z31, Z24, Z10 \
-	VFMADD231PS  Z31, Z25, Z11
+	VFMADD231PS  Z31, Z25, Z11 \
+	VBROADCASTSS off(R11)(R10*1), Z27 \
+	VFMADD231PS  Z26, Z24, Z12 \
+	VFMADD231PS  Z26, Z25, Z13 \
+	VBROADCASTSS off(R12), Z28 \
+	VFMADD231PS  Z27, Z24, Z14 \
+	VFMADD231PS  Z27, Z25, Z15 \
+	VBROADCASTSS off(R12)(R9*1), Z29 \
+	VFMADD231PS  Z28, Z24, Z16 \
+	VFMADD231PS  Z28, Z25, Z17 \
+	VBROADCASTSS off(R12)(R9*2), Z30 \
+	VFMADD231PS  Z29, Z24, Z18 \
+	VFMADD231PS  Z29, Z25, Z19 \
+	VBROADCASTSS off(R12)(R10*1), Z31 \
+	VFMADD231PS  Z30, Z24, Z20 \
+	VFMADD231PS  Z30, Z25, Z21 \
+	VFMADD231PS  Z31, Z24, Z22 \
+	VFMADD231PS  Z31, Z25, Z23
 
-// OUT writes (or, when BL is set, adds) the accumulators lo and hi to the
-// 32 outputs at off(AX), under the lane masks K1 and K2.
-#define OUT(off, lo, hi) \
-	MOVQ      off(AX), DI \
+// OUTS writes (or, when BL is set, adds) the accumulators lo and hi to
+// the 32 outputs at DI, under the lane masks K1 and K2, unless R14 (the
+// rows left to skip) is positive, and advances DI by R13 and R14 by -1.
+#define OUTS(lo, hi) \
+	DECQ      R14 \
+	JGE       9(PC) \
 	TESTB     BL, BL \
 	JZ        5(PC) \
 	VMOVUPS.Z (DI), K1, Z24 \
@@ -243,24 +264,27 @@ f32p_done:
 	VADDPS    Z24, lo, lo \
 	VADDPS    Z25, hi, hi \
 	VMOVUPS   lo, K1, (DI) \
-	VMOVUPS   hi, K2, 64(DI)
+	VMOVUPS   hi, K2, 64(DI) \
+	ADDQ      R13, DI
 
-// func f32Panel2x6(p *float32, n int, t *tile6, accumulate bool, mask uint32)
-// For j < 6 and lanes i < 32 selected by mask:
-// t.out[j][i] (+)= Σ_k p[32·k + i]·t.x[j][k], k < n.
-// Two 16-row halves of a panel times six activation rows: twelve
-// accumulators, two panel loads and six broadcasts per column.
-TEXT ·f32Panel2x6(SB), NOSPLIT, $0-32
+// func f32Panel2x12(p *float32, n int, x *float32, xstride uintptr, out *float32, ostride uintptr, skip int, pf unsafe.Pointer, pfLines int, accumulate bool, mask uint32)
+// For skip ≤ j < 12 and lanes i < 32 selected by mask:
+// out[j·ostride/4 + i] (+)= Σ_k p[32·k + i]·x[j·xstride/4 + k], k < n.
+// Two 16-row halves of a panel times twelve activation rows: 24
+// accumulators, two panel loads and twelve broadcasts per column. Along
+// the way it prefetches pfLines cache lines from pf on into the L2 cache
+// (the weights that the next panel will be converted from), one per four
+// columns, so that reading them from memory overlaps the arithmetic.
+TEXT ·f32Panel2x12(SB), NOSPLIT, $0-80
 	MOVQ p+0(FP), SI
 	MOVQ n+8(FP), CX
-	MOVQ t+16(FP), AX
-	MOVQ 0(AX), R8
-	MOVQ 8(AX), R9
-	MOVQ 16(AX), R10
-	MOVQ 24(AX), R11
-	MOVQ 32(AX), R12
-	MOVQ 40(AX), R13
-	XORQ DX, DX
+	MOVQ x+16(FP), R8
+	MOVQ xstride+24(FP), R9
+	LEAQ (R9)(R9*2), R10
+	LEAQ (R8)(R9*4), R11
+	LEAQ (R11)(R9*4), R12
+	MOVQ pf+56(FP), R15
+	MOVQ pfLines+64(FP), AX
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -273,42 +297,72 @@ TEXT ·f32Panel2x6(SB), NOSPLIT, $0-32
 	VXORPS Z9, Z9, Z9
 	VXORPS Z10, Z10, Z10
 	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+	VXORPS Z20, Z20, Z20
+	VXORPS Z21, Z21, Z21
+	VXORPS Z22, Z22, Z22
+	VXORPS Z23, Z23, Z23
 	MOVQ CX, BX
 	SHRQ $2, BX
-	JZ   p26_one
+	JZ   p212_one
 
-p26_loop4:
-	STEP(0)
-	STEP(4)
-	STEP(8)
-	STEP(12)
+p212_loop4:
+	TESTQ      AX, AX
+	JZ         4(PC)
+	PREFETCHT1 (R15)
+	ADDQ       $64, R15
+	DECQ       AX
+	STEP12(0)
+	STEP12(4)
+	STEP12(8)
+	STEP12(12)
 	ADDQ $512, SI
-	ADDQ $16, DX
+	ADDQ $16, R8
+	ADDQ $16, R11
+	ADDQ $16, R12
 	DECQ BX
-	JNZ  p26_loop4
+	JNZ  p212_loop4
 
-p26_one:
+p212_one:
 	ANDQ $3, CX
-	JZ   p26_out
+	JZ   p212_out
 
-p26_loop1:
-	STEP(0)
+p212_loop1:
+	STEP12(0)
 	ADDQ $128, SI
-	ADDQ $4, DX
+	ADDQ $4, R8
+	ADDQ $4, R11
+	ADDQ $4, R12
 	DECQ CX
-	JNZ  p26_loop1
+	JNZ  p212_loop1
 
-p26_out:
-	MOVL    mask+28(FP), DX
+p212_out:
+	MOVL    mask+76(FP), DX
 	KMOVW   DX, K1
 	SHRL    $16, DX
 	KMOVW   DX, K2
-	MOVBLZX accumulate+24(FP), BX
-	OUT(48, Z0, Z1)
-	OUT(56, Z2, Z3)
-	OUT(64, Z4, Z5)
-	OUT(72, Z6, Z7)
-	OUT(80, Z8, Z9)
-	OUT(88, Z10, Z11)
+	MOVBLZX accumulate+72(FP), BX
+	MOVQ    out+32(FP), DI
+	MOVQ    ostride+40(FP), R13
+	MOVQ    skip+48(FP), R14
+	OUTS(Z0, Z1)
+	OUTS(Z2, Z3)
+	OUTS(Z4, Z5)
+	OUTS(Z6, Z7)
+	OUTS(Z8, Z9)
+	OUTS(Z10, Z11)
+	OUTS(Z12, Z13)
+	OUTS(Z14, Z15)
+	OUTS(Z16, Z17)
+	OUTS(Z18, Z19)
+	OUTS(Z20, Z21)
+	OUTS(Z22, Z23)
 	VZEROUPPER
 	RET
