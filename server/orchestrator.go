@@ -3,9 +3,10 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"strconv"
 	"sync"
@@ -326,11 +327,10 @@ func chatLine(ex trafficlog.Example) ([]byte, bool) {
 	return b, err == nil
 }
 
-// idFraction maps a completion id to [0, 1).
+// idFraction maps a completion id to [0, 1), uniformly over ids.
 func idFraction(id string) float64 {
-	h := fnv.New64a()
-	h.Write([]byte(id))
-	return float64(h.Sum64()>>11) / math.Exp2(53)
+	h := sha256.Sum256([]byte(id))
+	return float64(binary.BigEndian.Uint64(h[:8])>>11) / math.Exp2(53)
 }
 
 func joinLines(lines [][]byte) []byte {
