@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"math"
@@ -242,5 +243,138 @@ func TestForecastMergesConcurrentRequests(t *testing.T) {
 		if got[i] != want[i] {
 			t.Errorf("request %d: merged answer differs from the answer alone", i)
 		}
+	}
+}
+
+// patternJSON is a pulse train whose every third pulse is negative, a
+// shape the pretrained model does not expect, as a JSON list.
+func patternValues(n int) []float64 {
+	out := make([]float64, n)
+	for i := range out {
+		v := 10 + 0.05*math.Sin(float64(i)*1.7)
+		if i%12 < 3 {
+			v++
+			if (i/12)%3 == 2 {
+				v -= 2.5
+			}
+		}
+		out[i] = v
+	}
+	return out
+}
+
+func jsonList(v []float64) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = fmt.Sprintf("%.4f", x)
+	}
+	return "[" + strings.Join(s, ",") + "]"
+}
+
+// TestForecasterTuning fine-tunes a model over HTTP on a patterned series
+// and checks that it beats the base on a held-out tail it never saw, that
+// it survives a restart, and that it can be removed.
+func TestForecasterTuning(t *testing.T) {
+	dataDir := t.TempDir()
+	s := forecastServer(t, func(c *config.Config) { c.DataDir = dataDir })
+	full := patternValues(1400)
+	train, tail := full[:1300], full[1300:]
+	r := s.post(t, "/v1/forecasters", `{"name":"tenant-a","base":"gtt-small","steps":120,"series":[{"target":`+jsonList(train)+`}]}`)
+	if r.status != http.StatusCreated {
+		t.Fatalf("tune: %d %s", r.status, r.body)
+	}
+	var created struct {
+		ID       string
+		Channels int
+		Tuning   struct {
+			Base             string
+			BaseHoldoutLoss  float64 `json:"base_holdout_loss"`
+			TunedHoldoutLoss float64 `json:"tuned_holdout_loss"`
+		}
+	}
+	r.json(t, &created)
+	if created.ID != "tenant-a" || created.Channels != 1 || created.Tuning.Base != "gtt-small" {
+		t.Fatalf("created: %s", r.body)
+	}
+	mse := func(model string) float64 {
+		var out forecastReply
+		r := s.post(t, "/v1/forecast", fmt.Sprintf(`{"model":%q,"horizon":%d,"series":[{"target":%s}]}`, model, len(tail), jsonList(train)))
+		if r.status != 200 {
+			t.Fatalf("%s: %d %s", model, r.status, r.body)
+		}
+		r.json(t, &out)
+		var sum float64
+		for k, v := range floats(t, out.Forecasts[0].Mean) {
+			sum += (v - tail[k]) * (v - tail[k])
+		}
+		return sum / float64(len(tail))
+	}
+	base, tuned := mse("gtt-small"), mse("tenant-a")
+	t.Logf("held-out tail MSE: base %.4f, tuned %.4f (tuning report: %.4f -> %.4f)", base, tuned, created.Tuning.BaseHoldoutLoss, created.Tuning.TunedHoldoutLoss)
+	if !(tuned < 0.8*base) {
+		t.Errorf("tuned model MSE %.4f is not below 80%% of the base's %.4f", tuned, base)
+	}
+	// A tuned model needs its channel count.
+	r = s.post(t, "/v1/forecast", `{"model":"tenant-a","horizon":3,"series":[{"target":[`+jsonList(train)+`,`+jsonList(train)+`]}]}`)
+	if r.status != 400 || !strings.Contains(string(r.body), `"param":"series[0].target"`) {
+		t.Errorf("two channels: %d %s", r.status, r.body)
+	}
+	// Bad tuning requests.
+	for body, param := range map[string]string{
+		`{"name":"gtt-small","series":[{"target":` + jsonList(train) + `}]}`:           "name",
+		`{"name":"../x","series":[{"target":` + jsonList(train) + `}]}`:                "name",
+		`{"name":"b","base":"tenant-a","series":[{"target":` + jsonList(train) + `}]}`: "base",
+		`{"name":"b","series":[{"target":` + jsonList(train[:40]) + `}]}`:              "series",
+		`{"name":"b","steps":0,"series":[{"target":` + jsonList(train) + `}]}`:         "steps",
+		`{"name":"b","series":[{"target":[1,2,"x"]}]}`:                                 "series[0].target[2]",
+	} {
+		r := s.post(t, "/v1/forecasters", body)
+		if (r.status != 400 && r.status != 409) || !strings.Contains(string(r.body), fmt.Sprintf(`"param":%q`, param)) {
+			t.Errorf("%.60s: %d %s", body, r.status, r.body)
+		}
+	}
+
+	// A new server on the same data directory serves it again.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s2 := forecastServer(t, func(c *config.Config) { c.DataDir = dataDir })
+	r = s2.get(t, "/v1/forecasters/tenant-a")
+	if r.status != 200 || !strings.Contains(string(r.body), `"tuned_holdout_loss"`) {
+		t.Fatalf("after restart: %d %s", r.status, r.body)
+	}
+	s = s2
+	if again := mse("tenant-a"); math.Abs(again-tuned) > 1e-6 {
+		t.Errorf("after restart the MSE is %v, was %v", again, tuned)
+	}
+	r = s.do(t, http.MethodDelete, "/v1/forecasters/tenant-a", "")
+	if r.status != 200 {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	if r = s.post(t, "/v1/forecast", `{"model":"tenant-a","horizon":3,"series":[{"target":`+jsonList(train)+`}]}`); r.status != 404 {
+		t.Errorf("after delete: %d", r.status)
+	}
+	if r = s.do(t, http.MethodDelete, "/v1/forecasters/gtt-small", ""); r.status != 400 {
+		t.Errorf("delete built-in: %d", r.status)
+	}
+	if r = s.do(t, http.MethodDelete, "/v1/forecasters/tenant-a", ""); r.status != 404 {
+		t.Errorf("delete twice: %d", r.status)
+	}
+}
+
+// TestForecasterAdminKey: with an admin key, tuning and deletion need it;
+// listing and forecasting do not.
+func TestForecasterAdminKey(t *testing.T) {
+	s := forecastServer(t, func(c *config.Config) { c.AdminKey = "sesame" })
+	if r := s.post(t, "/v1/forecasters", `{"name":"x","series":[{"target":[1,2,3]}]}`); r.status != 401 {
+		t.Errorf("tune without key: %d", r.status)
+	}
+	if r := s.do(t, http.MethodDelete, "/v1/forecasters/x", ""); r.status != 401 {
+		t.Errorf("delete without key: %d", r.status)
+	}
+	if r := s.get(t, "/v1/forecasters"); r.status != 200 {
+		t.Errorf("list: %d", r.status)
 	}
 }
