@@ -487,7 +487,7 @@ func TestMatMulFloatBatch(t *testing.T) {
 				checkMatMul(t, mulCase{tp, rows, cols, m}, floatData(tp, rows*cols), randF32(r, m*cols, 1))
 			}
 		}
-		// The pool splits the rows at 16-row boundaries among threads.
+		// The pool splits the rows at 32-row boundaries among threads.
 		const rows, cols, m = 200, 333, 37
 		data, x := floatData(tp, rows*cols), randF32(r, m*cols, 1)
 		w, err := NewMatrix(tp, rows, cols, data)

@@ -75,10 +75,14 @@ type mulTask struct {
 	a   *Activations
 }
 
-// Run computes the rows of groups [lo, hi) of panelRows rows, so that
-// threads split packed matrices at panel boundaries.
+// splitRows is the number of weight rows of an item of Pool.MatMul: whole
+// panels of packed matrices (panelRows) and of the blocked product of
+// float weights with large batches (gemm_amd64.go).
+const splitRows = 32
+
+// Run computes the rows of groups [lo, hi) of splitRows rows.
 func (t *mulTask) Run(lo, hi, _ int) {
-	active.mul(t.dst, t.w, t.a, lo*panelRows, min(hi*panelRows, t.w.rows))
+	active.mul(t.dst, t.w, t.a, lo*splitRows, min(hi*splitRows, t.w.rows))
 }
 
 // prepTask is the Task of Pool.Prepare.
@@ -177,7 +181,7 @@ func (p *Pool) MatMul(dst []float32, w *Matrix, a *Activations) error {
 	}
 	p.mu.Lock()
 	p.mm = mulTask{dst, w, a}
-	p.run((w.rows+panelRows-1)/panelRows, &p.mm)
+	p.run((w.rows+splitRows-1)/splitRows, &p.mm)
 	p.mm = mulTask{}
 	p.mu.Unlock()
 	return nil

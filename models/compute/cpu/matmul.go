@@ -24,9 +24,12 @@ type product struct {
 }
 
 // rowGroup is the number of output features a mulTask hands to a thread
-// as one item: whole panels of packed weights (kernels.PackMatrix), and
-// enough work to make the claim of an item cheap.
-const rowGroup = 16
+// as one item: whole panels of packed weights (kernels.PackMatrix, 16
+// rows), whole panels of the kernels' blocked product of float weights
+// with large batches (32 rows, which a range of an odd number of 16-row
+// groups would end with half empty), and enough work to make the claim of
+// an item cheap.
+const rowGroup = 32
 
 // mulTask computes several products of one input over the concatenation
 // of their weights' row groups, so that one parallel pass covers them all.
