@@ -272,7 +272,7 @@ func TestHeadPolicy(t *testing.T) {
 
 	for _, c := range []struct{ body, code, param string }{
 		{`{"policy":"train"}`, "invalid_value", "policy"},
-		{`{"min_samples":0}`, "invalid_value", "min_samples"},
+		{`{"min_samples":-1}`, "invalid_value", "min_samples"},
 		{`{"min_samples":"ten"}`, "invalid_value", "min_samples"},
 		{`{"holdout":0.9}`, "invalid_value", "holdout"},
 		{`{"max_samples":-1}`, "invalid_value", "max_samples"},
@@ -458,4 +458,23 @@ func TestKilledServerLosesNoStoredCompletion(t *testing.T) {
 		}
 	}
 	t.Logf("%d completions answered before SIGKILL, %d in the log after it", len(acked), len(stored))
+}
+
+// BenchmarkChatCompletionStore measures what storing adds to a short
+// chat completion (one generated token on the tiny model), end to end
+// over HTTP.
+func BenchmarkChatCompletionStore(b *testing.B) {
+	s := startServer(b, testConfig(b, tinyModel()))
+	for _, store := range []bool{false, true} {
+		b.Run(fmt.Sprintf("store=%v", store), func(b *testing.B) {
+			body := fmt.Sprintf(`{"model":"tiny","messages":[{"role":"user","content":"benchmark"}],"max_tokens":1,"temperature":0,"store":%v}`, store)
+			s.post(b, "/v1/chat/completions", body) // opens the log
+			b.ResetTimer()
+			for range b.N {
+				if r := s.post(b, "/v1/chat/completions", body); r.status != http.StatusOK {
+					b.Fatalf("%d %s", r.status, r.body)
+				}
+			}
+		})
+	}
 }

@@ -218,7 +218,7 @@ func (s *Server) writeHeadError(c *fasthttp.RequestCtx, info *requestInfo, err e
 }
 
 // setHeadPolicy answers POST /v1/heads/{id}: it sets the fields the body
-// gives of policy ("serve" or "learn"), min_samples (at least 1), holdout
+// gives of policy ("serve" or "learn"), min_samples (0: the default), holdout
 // (a fraction from 0 to 0.5; 0 takes the default) and max_samples (0: the
 // default; otherwise at least min_samples), and answers the head's status.
 func (s *Server) setHeadPolicy(c *fasthttp.RequestCtx, info *requestInfo, id string) {
@@ -268,7 +268,7 @@ func (s *Server) setHeadPolicy(c *fasthttp.RequestCtx, info *requestInfo, id str
 		}
 	}
 	var ok bool
-	if u.MinSamples, ok = integer("min_samples", 1); !ok {
+	if u.MinSamples, ok = integer("min_samples", 0); !ok {
 		return
 	}
 	if u.MaxSamples, ok = integer("max_samples", 0); !ok {

@@ -82,8 +82,8 @@ func absDir(dir string) (string, error) {
 	return abs, nil
 }
 
-// newHeadsAdminCommands returns list, register, swap, remove, pin and
-// unpin.
+// newHeadsAdminCommands returns list, register, swap, remove, pin (and
+// unpin) and policy.
 func newHeadsAdminCommands() []*cobra.Command {
 	var cmds []*cobra.Command
 	add := func(use, short string, args cobra.PositionalArgs, run func(a *headsAdmin, cmd *cobra.Command, args []string) error) *cobra.Command {
@@ -130,5 +130,31 @@ func newHeadsAdminCommands() []*cobra.Command {
 			return a.call(cmd, http.MethodPost, "/v1/heads/"+args[0]+action, nil)
 		})
 	pin.Flags().BoolVar(&unpin, "unpin", false, "remove the pin instead")
+	var minSamples, maxSamples int
+	var holdout float64
+	policy := add("policy ID [serve|learn]", "Set head ID's policy (learn: log its traffic and retrain it) and learning thresholds", cobra.RangeArgs(1, 2),
+		func(a *headsAdmin, cmd *cobra.Command, args []string) error {
+			body := map[string]any{}
+			if len(args) == 2 {
+				body["policy"] = args[1]
+			}
+			f := cmd.Flags()
+			if f.Changed("min-samples") {
+				body["min_samples"] = minSamples
+			}
+			if f.Changed("holdout") {
+				body["holdout"] = holdout
+			}
+			if f.Changed("max-samples") {
+				body["max_samples"] = maxSamples
+			}
+			if len(body) == 0 {
+				return a.call(cmd, http.MethodGet, "/v1/heads/"+args[0], nil)
+			}
+			return a.call(cmd, http.MethodPost, "/v1/heads/"+args[0], body)
+		})
+	policy.Flags().IntVar(&minSamples, "min-samples", 0, "new logged samples that start a retraining (0: the server's default)")
+	policy.Flags().Float64Var(&holdout, "holdout", 0, "fraction of a retraining's samples held out for validation, up to 0.5 (0: the server's default)")
+	policy.Flags().IntVar(&maxSamples, "max-samples", 0, "most samples of one retraining (0: the server's default)")
 	return cmds
 }
