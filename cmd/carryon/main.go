@@ -44,6 +44,7 @@ and customizes them per request with small carry-on heads.`,
 		newServeCommand(),
 		newBenchServeCommand(),
 		newGTTCommand(),
+		newForecastCommand(),
 		newHeadsCommand(),
 		newTrainCommand(),
 	)
