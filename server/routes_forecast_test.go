@@ -378,3 +378,27 @@ func TestForecasterAdminKey(t *testing.T) {
 		t.Errorf("list: %d", r.status)
 	}
 }
+
+// BenchmarkForecastHTTP posts /v1/forecast with n univariate series of
+// 1024 steps and horizon 96 to a server whose gtt plugin runs one thread:
+// JSON parsing, the plugin call over gRPC and the model, end to end.
+func BenchmarkForecastHTTP(b *testing.B) {
+	b.Setenv("CARRYON_GTT_THREADS", "1")
+	s := forecastServer(b, nil)
+	for _, n := range []int{1, 32, 512} {
+		items := make([]string, n)
+		for i := range items {
+			items[i] = `{"target":` + seriesJSON(1024, float64(12+i%40)) + `}`
+		}
+		body := `{"model":"gtt-small","horizon":96,"series":[` + strings.Join(items, ",") + `]}`
+		b.Run(fmt.Sprintf("series=%d", n), func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if r := s.post(b, "/v1/forecast", body); r.status != 200 {
+					b.Fatalf("%d %s", r.status, r.body)
+				}
+			}
+			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "series/s")
+		})
+	}
+}
