@@ -270,28 +270,51 @@ func BenchmarkKernelSets(b *testing.B) {
 
 // BenchmarkMatMulF16 measures the large-batch products of float weights
 // (a prompt's rows times one projection, hot in cache after the first
-// pass) on one thread, in GFLOP/s (two per multiply-add).
+// pass) on one thread, with each vector kernel set, in GFLOP/s (two per
+// multiply-add).
 func BenchmarkMatMulF16(b *testing.B) {
 	for _, t := range []ggml.Type{ggml.TypeF16, ggml.TypeF32} {
 		for _, sh := range [][2]int{{2560, 960}, {960, 2560}} {
 			rows, cols := sh[0], sh[1]
-			for _, m := range []int{16, 32, 128} {
-				b.Run(fmt.Sprintf("%s/%dx%d/m%d", t, rows, cols, m), func(b *testing.B) {
-					ms := benchMatrices(b, t, rows, cols, 0)
-					x := randF32(rand.New(rand.NewPCG(6, 7)), m*cols, 1)
-					var a Activations
-					if err := a.Prepare(t, x, m, cols); err != nil {
-						b.Fatal(err)
-					}
-					dst := make([]float32, m*rows)
-					b.ReportAllocs()
-					b.ResetTimer()
-					for i := 0; i < b.N; i++ {
-						active.mul(dst, ms[0], &a, 0, rows)
-					}
-					b.ReportMetric(2*float64(rows*cols*m)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
-				})
+			for _, ks := range fastSets() {
+				for _, m := range []int{16, 32, 128} {
+					b.Run(fmt.Sprintf("%s/%dx%d/%s/m%d", t, rows, cols, ks.name, m), func(b *testing.B) {
+						w := benchFloatMatrix(t, rows, cols)
+						x := randF32(rand.New(rand.NewPCG(6, 7)), m*cols, 1)
+						var a Activations
+						if err := a.Prepare(t, x, m, cols); err != nil {
+							b.Fatal(err)
+						}
+						dst := make([]float32, m*rows)
+						b.ReportAllocs()
+						b.ResetTimer()
+						for i := 0; i < b.N; i++ {
+							ks.mul(dst, w, &a, 0, rows)
+						}
+						b.ReportMetric(2*float64(rows*cols*m)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+					})
+				}
 			}
 		}
 	}
+}
+
+// benchFloatMatrix returns a random rows×cols F16 or F32 matrix of normal
+// values (random bytes would make F32 weights of NaNs and subnormals).
+func benchFloatMatrix(t ggml.Type, rows, cols int) *Matrix {
+	r := rand.New(rand.NewPCG(8, uint64(rows*cols)))
+	var data []byte
+	if t == ggml.TypeF16 {
+		data = randF16(r, rows*cols, 0.02)
+	} else {
+		data = make([]byte, 4*rows*cols)
+		for i, v := range randF32(r, rows*cols, 0.02) {
+			put32f(data[4*i:], v)
+		}
+	}
+	w, err := NewMatrix(t, rows, cols, data)
+	if err != nil {
+		panic(err)
+	}
+	return w
 }

@@ -532,6 +532,10 @@ func mulAVX2(dst []float32, w *Matrix, a *Activations, lo, hi int) {
 	if hi <= lo {
 		return
 	}
+	if (w.typ == ggml.TypeF16 || w.typ == ggml.TypeF32) && a.m >= batchFloatRows {
+		mulFloatGemm(dst, w, a, lo, hi, gemm256)
+		return
+	}
 	if w.typ == ggml.TypeF32 {
 		mulF32Rows(dst, w, a, lo, hi)
 		return
@@ -548,7 +552,7 @@ func mulAVX512(dst []float32, w *Matrix, a *Activations, lo, hi int) {
 		return
 	}
 	if (w.typ == ggml.TypeF16 || w.typ == ggml.TypeF32) && a.m >= batchFloatRows {
-		mulFloatGemm(dst, w, a, lo, hi)
+		mulFloatGemm(dst, w, a, lo, hi, gemm512)
 		return
 	}
 	if w.typ == ggml.TypeF32 {
