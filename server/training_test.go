@@ -268,17 +268,26 @@ func TestFineTuningEndToEnd(t *testing.T) {
 		t.Fatalf("promoted %v (loss %.4f vs %.4f), head now at %s with %d versions", *rep2.Promoted, *rep2.ValidLoss, *rep2.CompareValidLoss, st.Version, len(st.Versions))
 	}
 
+	// Fine-tuning a fine-tuned model starts from its weights and makes
+	// another ft: head.
+	again := createJob(t, s, fmt.Sprintf(`{"model":%q,"training_file":%q,"validation_file":%q,"suffix":"again","carryon":{"steps":3}}`, want, train.ID, valid.ID))
+	again = waitJob(t, s, again.ID, 3*time.Minute)
+	if again.Status != finetune.StatusSucceeded || again.FineTunedModel == nil || !strings.HasPrefix(*again.FineTunedModel, "ft:tiny:again:") ||
+		again.Carryon.CompareValidLoss == nil || *again.Carryon.ValidLoss > *rep.BaseValidLoss-1 {
+		t.Fatalf("job on a fine-tuned model: %s %+v %+v", again.Status, again.Error, again.Carryon)
+	}
+
 	// Jobs list newest first, paginated.
 	var jobs struct {
 		Data    []finetune.Job `json:"data"`
 		HasMore bool           `json:"has_more"`
 	}
 	s.get(t, "/v1/fine_tuning/jobs?limit=2").json(t, &jobs)
-	if len(jobs.Data) != 2 || !jobs.HasMore {
+	if len(jobs.Data) != 2 || !jobs.HasMore || jobs.Data[0].ID != again.ID {
 		t.Fatalf("jobs page %+v", jobs)
 	}
 	s.get(t, "/v1/fine_tuning/jobs?after="+jobs.Data[1].ID).json(t, &jobs)
-	if len(jobs.Data) != 1 || jobs.Data[0].ID != j.ID || jobs.HasMore {
+	if len(jobs.Data) != 2 || jobs.Data[1].ID != j.ID || jobs.HasMore {
 		t.Fatalf("last jobs page %+v", jobs)
 	}
 }

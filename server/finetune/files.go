@@ -48,13 +48,21 @@ func newID(prefix string) string {
 	return prefix + "-" + hex.EncodeToString(b[:])
 }
 
-// FileStore keeps uploaded files in a directory: <id>.json (the File) and
-// <id>.jsonl (the content). It is safe for concurrent use.
+// FileStore keeps uploaded files in a directory: <id>.json (the File and
+// its place in the upload order) and <id>.jsonl (the content). It is safe
+// for concurrent use.
 type FileStore struct {
 	dir string
 
 	mu    sync.Mutex
-	files map[string]File
+	files map[string]storedFile
+	seq   int64
+}
+
+// storedFile is a file's <id>.json.
+type storedFile struct {
+	File File  `json:"file"`
+	Seq  int64 `json:"seq"` // upload order (created_at has only seconds)
 }
 
 // OpenFiles opens (creating it if needed) a file store in dir and reads
@@ -63,7 +71,7 @@ func OpenFiles(dir string) (*FileStore, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("open file store %s: %w", dir, err)
 	}
-	s := &FileStore{dir: dir, files: map[string]File{}}
+	s := &FileStore{dir: dir, files: map[string]storedFile{}}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open file store %s: %w", dir, err)
@@ -73,11 +81,12 @@ func OpenFiles(dir string) (*FileStore, error) {
 		if !ok || !idPattern.MatchString(id) {
 			continue
 		}
-		var f File
+		var f storedFile
 		if err := readJSON(filepath.Join(dir, e.Name()), &f); err != nil {
 			return nil, fmt.Errorf("open file store: %w", err)
 		}
 		s.files[id] = f
+		s.seq = max(s.seq, f.Seq)
 	}
 	return s, nil
 }
@@ -107,13 +116,14 @@ func (s *FileStore) Put(name, purpose string, data []byte) (File, error) {
 	if err := writeFileAtomic(filepath.Join(s.dir, f.ID+".jsonl"), data); err != nil {
 		return File{}, fmt.Errorf("store file %q: %w", name, err)
 	}
-	if err := writeJSON(filepath.Join(s.dir, f.ID+".json"), f); err != nil {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sf := storedFile{File: f, Seq: s.seq + 1}
+	if err := writeJSON(filepath.Join(s.dir, f.ID+".json"), sf); err != nil {
 		_ = os.Remove(filepath.Join(s.dir, f.ID+".jsonl"))
 		return File{}, fmt.Errorf("store file %q: %w", name, err)
 	}
-	s.mu.Lock()
-	s.files[f.ID] = f
-	s.mu.Unlock()
+	s.files[f.ID], s.seq = sf, sf.Seq
 	return f, nil
 }
 
@@ -125,7 +135,7 @@ func (s *FileStore) Get(id string) (File, error) {
 	if !ok {
 		return File{}, fmt.Errorf("file %s: %w", id, ErrNotFound)
 	}
-	return f, nil
+	return f.File, nil
 }
 
 // Content returns a stored file's bytes.
@@ -143,20 +153,19 @@ func (s *FileStore) Content(id string) ([]byte, error) {
 	return b, nil
 }
 
-// List returns every stored file, newest first (ties by id).
+// List returns every stored file, newest first.
 func (s *FileStore) List() []File {
 	s.mu.Lock()
-	out := make([]File, 0, len(s.files))
+	all := make([]storedFile, 0, len(s.files))
 	for _, f := range s.files {
-		out = append(out, f)
+		all = append(all, f)
 	}
 	s.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].CreatedAt != out[j].CreatedAt {
-			return out[i].CreatedAt > out[j].CreatedAt
-		}
-		return out[i].ID > out[j].ID
-	})
+	sort.Slice(all, func(i, j int) bool { return all[i].Seq > all[j].Seq })
+	out := make([]File, len(all))
+	for i, f := range all {
+		out[i] = f.File
+	}
 	return out
 }
 

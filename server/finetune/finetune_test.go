@@ -100,8 +100,8 @@ func TestFileStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := s2.List(); len(got) != 2 {
-		t.Fatalf("reopened list %+v", got)
+	if got := s2.List(); len(got) != 2 || got[0].ID != b.ID || got[1].ID != a.ID {
+		t.Fatalf("reopened list %+v, want b then a (newest first)", got)
 	}
 	data, err := s2.Content(a.ID)
 	if err != nil || string(data) != goodLine {
@@ -194,7 +194,7 @@ func TestJobStorePersistsAndFailsInterrupted(t *testing.T) {
 	var ids []string
 	for i := range 5 {
 		j := NewJob(JobRequest{Model: "m", TrainingFile: "f"}, int64(i))
-		j.CreatedAt = int64(1000 + i)
+		j.CreatedAt = 1000 // the same second: the store keeps the creation order
 		if _, err := s.Create(Record{Job: j}); err != nil {
 			t.Fatal(err)
 		}

@@ -149,6 +149,9 @@ func (j *Job) Fail(code, msg string) error {
 type Record struct {
 	Job     Job        `json:"job"`
 	Request JobRequest `json:"request"`
+	// Seq orders the jobs by creation (Create sets it): created_at has
+	// only seconds.
+	Seq int64 `json:"seq"`
 }
 
 // Event is a job event as the OpenAI API describes it: "message" events
@@ -194,6 +197,7 @@ type JobStore struct {
 	dir string
 
 	mu     sync.Mutex
+	seq    int64 // the highest Record.Seq
 	jobs   map[string]*Record
 	events map[string][]Event
 }
@@ -226,6 +230,7 @@ func OpenJobs(dir string) (*JobStore, []string, error) {
 			return nil, nil, fmt.Errorf("open job store: %w", err)
 		}
 		s.jobs[id], s.events[id] = &r, evs
+		s.seq = max(s.seq, r.Seq)
 		if r.Job.Status == StatusRunning || r.Job.Status == StatusValidating {
 			interrupted = append(interrupted, id)
 		}
@@ -276,10 +281,12 @@ func (s *JobStore) Create(r Record) (Job, error) {
 	if _, ok := s.jobs[r.Job.ID]; ok {
 		return Job{}, fmt.Errorf("create job %s: %w: the id exists", r.Job.ID, ErrInvalid)
 	}
+	r.Seq = s.seq + 1
 	if err := writeJSON(filepath.Join(s.dir, r.Job.ID+".json"), &r); err != nil {
 		return Job{}, fmt.Errorf("create job %s: %w", r.Job.ID, err)
 	}
 	s.jobs[r.Job.ID] = &r
+	s.seq = r.Seq
 	return r.Job, nil
 }
 
@@ -329,17 +336,16 @@ func (s *JobStore) Queued() []string {
 // all returns every job, newest first.
 func (s *JobStore) all() []Job {
 	s.mu.Lock()
-	out := make([]Job, 0, len(s.jobs))
+	recs := make([]*Record, 0, len(s.jobs))
 	for _, r := range s.jobs {
-		out = append(out, r.Job)
+		recs = append(recs, r)
+	}
+	sort.Slice(recs, func(i, j int) bool { return recs[i].Seq > recs[j].Seq })
+	out := make([]Job, len(recs))
+	for i, r := range recs {
+		out[i] = r.Job
 	}
 	s.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].CreatedAt != out[j].CreatedAt {
-			return out[i].CreatedAt > out[j].CreatedAt
-		}
-		return out[i].ID > out[j].ID
-	})
 	return out
 }
 
