@@ -58,6 +58,9 @@ func f32Panel(dst *float32, src unsafe.Pointer, sstride uintptr, n int)
 func f32Panel2x12(p *float32, n int, x *float32, xstride uintptr, out *float32, ostride uintptr, skip int, pf unsafe.Pointer, pfLines int, accumulate bool, mask uint32)
 
 //go:noescape
+func f32Panel2x4(p *float32, n int, x *float32, xstride uintptr, out *float32, ostride uintptr, skip int, pf unsafe.Pointer, pfLines int, accumulate bool, mask uint32)
+
+//go:noescape
 func f16Panel8(dst *float32, src unsafe.Pointer, sstride uintptr, n int)
 
 //go:noescape
@@ -108,10 +111,21 @@ func mulFloatGemm(dst []float32, w *Matrix, a *Activations, lo, hi int, sh gemmS
 				}
 				lines := min(pfPer, pfLines)
 				x, out := &a.f32[r*a.cols+k0], &dst[r*w.rows+i0]
-				if sh.lanes == 32 {
-					f32Panel2x12(&panel[0], kn, x, xs, out, os, skip, pf, lines, k0 > 0, mask)
-				} else {
+				switch {
+				case sh.lanes == 16:
 					f32Panel16x6(&panel[0], kn, x, xs, out, os, skip, pf, lines, k0 > 0, &mask8)
+				case skip < 4:
+					f32Panel2x12(&panel[0], kn, x, xs, out, os, skip, pf, lines, k0 > 0, mask)
+				default:
+					// At most eight rows left: one or two tiles of four
+					// (the second ends at the batch's last row).
+					for q := r + skip; q < a.m; q += 4 {
+						qr, qskip := q, 0
+						if q+4 > a.m {
+							qr, qskip = a.m-4, q+4-a.m
+						}
+						f32Panel2x4(&panel[0], kn, &a.f32[qr*a.cols+k0], xs, &dst[qr*w.rows+i0], os, qskip, pf, lines, k0 > 0, mask)
+					}
 				}
 				if pfLines -= lines; pfLines > 0 {
 					pf = unsafe.Add(pf, 64*lines)

@@ -366,3 +366,85 @@ p212_out:
 	OUTS(Z22, Z23)
 	VZEROUPPER
 	RET
+
+// STEP4 is STEP12 for four activation rows (R8, R9 as in STEP12).
+#define STEP4(off) \
+	VMOVAPS      (32*off)(SI), Z24 \
+	VMOVAPS      (32*off+64)(SI), Z25 \
+	VBROADCASTSS off(R8), Z26 \
+	VBROADCASTSS off(R8)(R9*1), Z27 \
+	VFMADD231PS  Z26, Z24, Z0 \
+	VFMADD231PS  Z26, Z25, Z1 \
+	VBROADCASTSS off(R8)(R9*2), Z28 \
+	VFMADD231PS  Z27, Z24, Z2 \
+	VFMADD231PS  Z27, Z25, Z3 \
+	VBROADCASTSS off(R8)(R10*1), Z29 \
+	VFMADD231PS  Z28, Z24, Z4 \
+	VFMADD231PS  Z28, Z25, Z5 \
+	VFMADD231PS  Z29, Z24, Z6 \
+	VFMADD231PS  Z29, Z25, Z7
+
+// func f32Panel2x4(p *float32, n int, x *float32, xstride uintptr, out *float32, ostride uintptr, skip int, pf unsafe.Pointer, pfLines int, accumulate bool, mask uint32)
+// f32Panel2x12 for four activation rows: the tile for the rows of a batch
+// beyond its last group of twelve.
+TEXT ·f32Panel2x4(SB), NOSPLIT, $0-80
+	MOVQ   p+0(FP), SI
+	MOVQ   n+8(FP), CX
+	MOVQ   x+16(FP), R8
+	MOVQ   xstride+24(FP), R9
+	LEAQ   (R9)(R9*2), R10
+	MOVQ   pf+56(FP), R15
+	MOVQ   pfLines+64(FP), AX
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	MOVQ   CX, BX
+	SHRQ   $2, BX
+	JZ     p24_one
+
+p24_loop4:
+	TESTQ      AX, AX
+	JZ         4(PC)
+	PREFETCHT1 (R15)
+	ADDQ       $64, R15
+	DECQ       AX
+	STEP4(0)
+	STEP4(4)
+	STEP4(8)
+	STEP4(12)
+	ADDQ $512, SI
+	ADDQ $16, R8
+	DECQ BX
+	JNZ  p24_loop4
+
+p24_one:
+	ANDQ $3, CX
+	JZ   p24_out
+
+p24_loop1:
+	STEP4(0)
+	ADDQ $128, SI
+	ADDQ $4, R8
+	DECQ CX
+	JNZ  p24_loop1
+
+p24_out:
+	MOVL    mask+76(FP), DX
+	KMOVW   DX, K1
+	SHRL    $16, DX
+	KMOVW   DX, K2
+	MOVBLZX accumulate+72(FP), BX
+	MOVQ    out+32(FP), DI
+	MOVQ    ostride+40(FP), R13
+	MOVQ    skip+48(FP), R14
+	OUTS(Z0, Z1)
+	OUTS(Z2, Z3)
+	OUTS(Z4, Z5)
+	OUTS(Z6, Z7)
+	VZEROUPPER
+	RET
