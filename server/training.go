@@ -557,8 +557,11 @@ func (s *Server) trainJob(ctx context.Context, id string) error {
 			return failf("register_failed", "register %s: %v", headID, err)
 		}
 		event("Registered %s version %s; it serves as model %q", headID, short(version), headID)
+	} else if rep.ValidLoss == nil {
+		event("The new version was not promoted: there is no validation split to compare it on; %s is unchanged", headID)
 	} else {
-		event("The new version was not promoted: its validation loss is not below the current version's; %s is unchanged", headID)
+		event("The new version was not promoted: its validation loss %.4f is not below the current version's %.4f; %s is unchanged",
+			*rep.ValidLoss, *rep.CompareValidLoss, headID)
 	}
 	rep.Promoted = &promote
 	tokens := int64(d.trainTokens) * int64(steps*batch) / int64(len(d.train))

@@ -268,6 +268,23 @@ func TestFineTuningEndToEnd(t *testing.T) {
 		t.Fatalf("promoted %v (loss %.4f vs %.4f), head now at %s with %d versions", *rep2.Promoted, *rep2.ValidLoss, *rep2.CompareValidLoss, st.Version, len(st.Versions))
 	}
 
+	// A new version that is no better is not promoted: a learning rate too
+	// small to change the F16 weights gives the same loss.
+	before, _ := s.heads.get(want)
+	j3, err := s.createJob(s.ctx, finetune.JobRequest{TrainingFile: train.ID, ValidationFile: valid.ID,
+		Hyperparameters: finetune.Hyperparameters{LearningRateMultiplier: finetune.Num(1e-6), Steps: 2}}, &tuneTarget{Head: want, PromoteIfBetter: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j3 = waitJob(t, s, j3.ID, 3*time.Minute)
+	after, _ := s.heads.get(want)
+	if j3.Status != finetune.StatusSucceeded || j3.Carryon.Promoted == nil || *j3.Carryon.Promoted || after.Version != before.Version || len(after.Versions) != len(before.Versions) {
+		t.Fatalf("a version that is not better: %s promoted %v, head version %s -> %s", j3.Status, j3.Carryon.Promoted, before.Version, after.Version)
+	}
+	if evs, _, _ := s.tuning.jobs.Events(j3.ID, "", 3); !strings.Contains(evs[1].Message, "not promoted") {
+		t.Errorf("events %+v do not say that the version was not promoted", evs)
+	}
+
 	// Fine-tuning a fine-tuned model starts from its weights and makes
 	// another ft: head.
 	again := createJob(t, s, fmt.Sprintf(`{"model":%q,"training_file":%q,"validation_file":%q,"suffix":"again","carryon":{"steps":3}}`, want, train.ID, valid.ID))
@@ -287,7 +304,7 @@ func TestFineTuningEndToEnd(t *testing.T) {
 		t.Fatalf("jobs page %+v", jobs)
 	}
 	s.get(t, "/v1/fine_tuning/jobs?after="+jobs.Data[1].ID).json(t, &jobs)
-	if len(jobs.Data) != 2 || jobs.Data[1].ID != j.ID || jobs.HasMore {
+	if len(jobs.Data) != 3 || jobs.Data[2].ID != j.ID || jobs.HasMore {
 		t.Fatalf("last jobs page %+v", jobs)
 	}
 }
