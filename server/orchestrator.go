@@ -35,8 +35,9 @@ const (
 // traffic. A pass runs every learn_interval and when a learning head's
 // sample was logged; for each learning head that is not pinned and has no
 // retraining job still queued or running, when at least min_samples new
-// samples arrived since the last one it consumed, it reads them (at most
-// max_samples, with their latest feedback), writes the chat samples as a
+// samples older than learn_feedback_wait arrived since the last one it
+// consumed, it reads them (at most max_samples, with their latest
+// feedback), writes the chat samples as a
 // training file and a held-out validation file, and starts a fine-tuning
 // job that trains a new version from the head's current one and promotes
 // it only when its validation loss beats the current version's. The last
@@ -211,9 +212,15 @@ func (o *orchestrator) learn(ctx context.Context, h learner) (string, error) {
 	if err != nil || n < h.t.MinSamples {
 		return "", err
 	}
-	b, err := lg.Read(ctx, h.id, consumed, h.t.MaxSamples)
+	b, err := lg.Read(ctx, h.id, trafficlog.ReadOptions{After: consumed, Limit: h.t.MaxSamples,
+		Before: time.Now().Add(-time.Duration(s.cfg.LearnFeedbackWait))})
 	if err != nil {
 		return "", err
+	}
+	if len(b.Examples)+b.Excluded < h.t.MinSamples {
+		// Enough samples, but not all old enough to have their feedback:
+		// the ticker comes back.
+		return "", nil
 	}
 	train, valid, skipped := learnFiles(b.Examples, h.t.Holdout)
 	if len(train)+len(valid) == 1 {

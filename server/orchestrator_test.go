@@ -124,6 +124,7 @@ func TestOrchestratorRetrainsFromTraffic(t *testing.T) {
 	edit := func(c *config.Config) {
 		c.DataDir = dataDir
 		c.LearnInterval = config.Duration(time.Hour) // passes come from samples and the test
+		c.LearnFeedbackWait = 0
 	}
 	s := headServer(t, edit)
 	registerHead(t, s, "h", writeHead(t, 0.5, 3))
@@ -261,7 +262,7 @@ func TestOrchestratorRetrainsFromTraffic(t *testing.T) {
 // TestOrchestratorSkipsUnusableSamples consumes samples that cannot be
 // trained on (all rated down) without starting a job.
 func TestOrchestratorSkipsUnusableSamples(t *testing.T) {
-	s := headServer(t, func(c *config.Config) { c.LearnInterval = config.Duration(time.Hour) })
+	s := headServer(t, func(c *config.Config) { c.LearnInterval, c.LearnFeedbackWait = config.Duration(time.Hour), 0 })
 	registerHead(t, s, "g", writeHead(t, 0.5, 4))
 	if r := s.post(t, "/v1/heads/g", `{"policy":"learn","min_samples":1000}`); r.status != http.StatusOK {
 		t.Fatal(r.status)
@@ -287,5 +288,20 @@ func TestOrchestratorSkipsUnusableSamples(t *testing.T) {
 	s.get(t, "/v1/fine_tuning/jobs").json(t, &jobs)
 	if len(jobs.Data) != 0 {
 		t.Fatalf("%d jobs were started", len(jobs.Data))
+	}
+}
+
+// TestOrchestratorWaitsForFeedback leaves samples younger than
+// learn_feedback_wait alone, however many there are.
+func TestOrchestratorWaitsForFeedback(t *testing.T) {
+	s := headServer(t, func(c *config.Config) { c.LearnInterval = config.Duration(time.Hour) })
+	registerHead(t, s, "w", writeHead(t, 0.5, 5))
+	if r := s.post(t, "/v1/heads/w", `{"policy":"learn","min_samples":2}`); r.status != http.StatusOK {
+		t.Fatal(r.status)
+	}
+	askHead(t, s, "w", 3, 0)
+	s.learner.pass(context.Background())
+	if got := headStatus(t, s, "w").Learning; got.Job != "" || got.ConsumedSeq != 0 {
+		t.Fatalf("samples younger than a minute were used: %+v", got)
 	}
 }

@@ -197,7 +197,7 @@ func TestFeedbackRoute(t *testing.T) {
 	// The log joins them: a correction replaces the completion, a
 	// negative rating alone excludes the sample.
 	lg, _ := s.trafficLog(context.Background())
-	b, err := lg.Read(context.Background(), "tiny", 0, 0)
+	b, err := lg.Read(context.Background(), "tiny", trafficlog.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +442,7 @@ func TestKilledServerLosesNoStoredCompletion(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lg.Close()
-	b, err := lg.Read(context.Background(), "tiny", 0, 0)
+	b, err := lg.Read(context.Background(), "tiny", trafficlog.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

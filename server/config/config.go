@@ -91,6 +91,9 @@ type Config struct {
 	// LearnInterval is how often learning heads are checked for new
 	// samples (logged samples also wake the check).
 	LearnInterval Duration `json:"learn_interval" yaml:"learn_interval"`
+	// LearnFeedbackWait is how old a logged sample must be before a
+	// retraining uses it, so that its feedback can arrive first.
+	LearnFeedbackWait Duration `json:"learn_feedback_wait" yaml:"learn_feedback_wait"`
 }
 
 // Duration is a time.Duration written as a Go duration string in config
@@ -153,6 +156,7 @@ func Default() Config {
 		LearnHoldoutPercent: 10,
 		LearnMaxSamples:     5000,
 		LearnInterval:       Duration(time.Minute),
+		LearnFeedbackWait:   Duration(time.Minute),
 	}
 }
 
@@ -288,6 +292,7 @@ func Settings() []Setting {
 		{Key: "learn_holdout_percent", Usage: "percent of a retraining's samples held out for validation (its default)", field: func(c *Config) any { return &c.LearnHoldoutPercent }},
 		{Key: "learn_max_samples", Usage: "most samples of one retraining (its default; 0: no bound)", field: func(c *Config) any { return &c.LearnMaxSamples }},
 		{Key: "learn_interval", Usage: "how often learning heads are checked for new samples", field: func(c *Config) any { return &c.LearnInterval }},
+		{Key: "learn_feedback_wait", Usage: "how old a logged sample must be before retraining uses it (time for its feedback)", field: func(c *Config) any { return &c.LearnFeedbackWait }},
 	}
 }
 
@@ -452,6 +457,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LearnInterval <= 0 {
 		bad("learn_interval", "%v: want a positive interval", c.LearnInterval)
+	}
+	if c.LearnFeedbackWait < 0 {
+		bad("learn_feedback_wait", "%v is negative", c.LearnFeedbackWait)
 	}
 	seen := map[string]bool{}
 	for _, m := range c.Models {

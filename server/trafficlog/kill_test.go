@@ -143,7 +143,7 @@ func TestKilledProcessLosesNoAcknowledgedRecord(t *testing.T) {
 	}
 
 	l := openTest(t, dir)
-	b, err := l.Read(context.Background(), "alice", 0, 0)
+	b, err := l.Read(context.Background(), "alice", ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

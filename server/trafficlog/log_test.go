@@ -84,7 +84,7 @@ func TestReadJoinsLatestFeedback(t *testing.T) {
 	mustFeedback(t, l, &Feedback{ID: "b1", Model: "bob", Rating: rating(-1)})
 	last, _ := l.LastSeq(ctx)
 
-	b, err := l.Read(ctx, "alice", 0, 0)
+	b, err := l.Read(ctx, "alice", ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,11 +110,11 @@ func TestReadJoinsLatestFeedback(t *testing.T) {
 	}
 
 	// Nothing new: the next read is empty and keeps its place.
-	b2, err := l.Read(ctx, "alice", b.Next, 0)
+	b2, err := l.Read(ctx, "alice", ReadOptions{After: b.Next})
 	if err != nil || len(b2.Examples) != 0 || b2.Next != b.Next {
 		t.Fatalf("second read: %+v, %v", b2, err)
 	}
-	bob, err := l.Read(ctx, "bob", 0, 0)
+	bob, err := l.Read(ctx, "bob", ReadOptions{})
 	if err != nil || len(bob.Examples) != 0 || bob.Excluded != 1 {
 		t.Fatalf("bob: %+v, %v", bob, err)
 	}
@@ -137,7 +137,7 @@ func TestReadLimitAndPending(t *testing.T) {
 	if n, _ := l.Pending(ctx, "qwen2.5:0.5b/x", seqs[6]); n != 3 {
 		t.Fatalf("Pending after the 7th = %d, want 3", n)
 	}
-	b, err := l.Read(ctx, "qwen2.5:0.5b/x", 0, 4)
+	b, err := l.Read(ctx, "qwen2.5:0.5b/x", ReadOptions{Limit: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,12 +147,36 @@ func TestReadLimitAndPending(t *testing.T) {
 	if b.Examples[1].Target != "one" {
 		t.Errorf("feedback after the limit was not joined: target %q", b.Examples[1].Target)
 	}
-	rest, err := l.Read(ctx, "qwen2.5:0.5b/x", b.Next, 0)
+	rest, err := l.Read(ctx, "qwen2.5:0.5b/x", ReadOptions{After: b.Next})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(rest.Examples) != 6 || rest.Examples[0].ID != "s4" || rest.Examples[5].ID != "s9" {
 		t.Fatalf("the rest: %+v", rest.Examples)
+	}
+}
+
+func TestReadBefore(t *testing.T) {
+	l := openTest(t, t.TempDir())
+	ctx := context.Background()
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	var seqs []uint64
+	for i := range 4 {
+		s := chatSample(fmt.Sprintf("t%d", i), "m", "x")
+		s.Time = t0.Add(time.Duration(i) * time.Minute)
+		seqs = append(seqs, mustAppend(t, l, s))
+	}
+	mustFeedback(t, l, &Feedback{ID: "t1", Model: "m", Correction: text("late")})
+	b, err := l.Read(ctx, "m", ReadOptions{Before: t0.Add(90 * time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Examples) != 2 || b.Next != seqs[1] || b.Examples[1].Target != "late" {
+		t.Fatalf("read before 12:01:30: %+v", b)
+	}
+	rest, err := l.Read(ctx, "m", ReadOptions{After: b.Next})
+	if err != nil || len(rest.Examples) != 2 || rest.Examples[0].ID != "t2" {
+		t.Fatalf("the rest: %+v, %v", rest, err)
 	}
 }
 
@@ -239,7 +263,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 	if got, _ := l2.LastSeq(ctx); got != last {
 		t.Fatalf("reopened LastSeq %d, want %d", got, last)
 	}
-	b, err := l2.Read(ctx, "alice", 0, 0)
+	b, err := l2.Read(ctx, "alice", ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,10 +18,10 @@ type Batch struct {
 	// Excluded counts the samples left out because their latest feedback
 	// rated them below zero without a correction.
 	Excluded int
-	// Next is the sequence to pass as after to the next Read so that it
-	// neither repeats nor skips a sample: the last sample read when the
-	// limit cut the batch, else the last record of the model that
-	// existed when Read started (after itself when there was none).
+	// Next is the sequence to pass as After to the next Read so that it
+	// neither repeats nor skips a sample: the last sample taken when the
+	// limit or the time cut the batch, else the last record of the model
+	// that existed when Read started (After itself when there was none).
 	Next uint64
 }
 
@@ -43,12 +43,25 @@ func (l *Log) Pending(ctx context.Context, model string, after uint64) (int, err
 	return n, nil
 }
 
-// Read returns the samples of model with sequence numbers above after,
-// joined with their latest feedback (feedback stored after the sample,
-// up to the moment Read started). With limit > 0 at most limit samples
-// are considered (excluded ones count), the oldest first; Batch.Next
-// then points at the last of them.
-func (l *Log) Read(ctx context.Context, model string, after uint64, limit int) (*Batch, error) {
+// ReadOptions select the samples Read returns.
+type ReadOptions struct {
+	// After is the sequence number the read starts after (0: from the
+	// beginning).
+	After uint64
+	// Limit, when positive, bounds the samples considered (excluded ones
+	// count), the oldest first.
+	Limit int
+	// Before, when set, ends the read at the first sample stored after
+	// it, so that feedback has time to arrive before a sample is used.
+	Before time.Time
+}
+
+// Read returns the samples of model with sequence numbers above o.After,
+// joined with their latest feedback (feedback stored after the sample, up
+// to the moment Read started). When o.Limit or o.Before cut the batch,
+// Batch.Next points at the last sample taken.
+func (l *Log) Read(ctx context.Context, model string, o ReadOptions) (*Batch, error) {
+	after, limit := o.After, o.Limit
 	b := &Batch{Next: after}
 	err := l.use(func() error {
 		tok := Token(model)
@@ -87,6 +100,10 @@ func (l *Log) Read(ctx context.Context, model string, after uint64, limit int) (
 					var s Sample
 					if err := json.Unmarshal(m.Data(), &s); err != nil {
 						return fmt.Errorf("record %d (%s) is not a sample: %w", seq, subj, err)
+					}
+					if !o.Before.IsZero() && s.Time.After(o.Before) {
+						full = true
+						continue
 					}
 					if i, dup := index[s.ID]; dup {
 						// A repeated id (after the duplicate window)
