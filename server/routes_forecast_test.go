@@ -12,9 +12,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/carryon/carryon/models/gtt"
 	"github.com/carryon/carryon/server/config"
 )
 
@@ -400,5 +402,61 @@ func BenchmarkForecastHTTP(b *testing.B) {
 			}
 			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "series/s")
 		})
+	}
+}
+
+// TestForecasterPluginRestart kills the gtt plugin: requests fail with a
+// 503 (never hang) until the supervisor has restarted it, and the tuned
+// models stored in the data directory are loaded again.
+func TestForecasterPluginRestart(t *testing.T) {
+	dataDir := t.TempDir()
+	base, _, err := gtt.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := make([]float32, 300)
+	for i := range series {
+		series[i] = float32(patternValues(300)[i])
+	}
+	tu, err := gtt.FineTune(context.Background(), base, "gtt-small", []gtt.Input{{Series: [][]float32{series}}}, gtt.TuneConfig{Steps: 2, Batch: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tu.Save(filepath.Join(dataDir, "forecasters", "kept")); err != nil {
+		t.Fatal(err)
+	}
+	s := forecastServer(t, func(c *config.Config) { c.DataDir = dataDir })
+	body := `{"model":"kept","horizon":8,"series":[{"target":` + jsonList(patternValues(300)) + `}]}`
+	if r := s.post(t, "/v1/forecast", body); r.status != 200 {
+		t.Fatalf("before: %d %s", r.status, r.body)
+	}
+	fm, ok := s.forecasts.lookup("kept")
+	if !ok {
+		t.Fatal("tuned model not registered")
+	}
+	pid := fm.pp.pid()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	saw503 := false
+	for {
+		r := s.post(t, "/v1/forecast", body)
+		if r.status == 200 && fm.pp.pid() != pid && fm.pp.pid() != 0 {
+			break
+		}
+		if r.status == 503 {
+			saw503 = true
+		} else if r.status != 200 {
+			t.Fatalf("while restarting: %d %s", r.status, r.body)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the plugin did not come back: %d %s", r.status, r.body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("restarted (pid %d -> %d); a 503 was seen: %v", pid, fm.pp.pid(), saw503)
+	if r := s.post(t, "/v1/forecast", strings.Replace(body, `"kept"`, `"gtt-small"`, 1)); r.status != 200 {
+		t.Errorf("built-in model after the restart: %d %s", r.status, r.body)
 	}
 }

@@ -229,6 +229,9 @@ func (pp *pluginProc) startForecaster(ctx context.Context, p *host.Plugin) error
 	if err != nil {
 		return err
 	}
+	// After a restart, the models are loaded again before the client is
+	// published, so that no request finds them missing.
+	pp.reloadForecasters(ctx, fc)
 	pp.mu.Lock()
 	pp.proc, pp.fc, pp.info, pp.forecasts = p, fc, info, true
 	pp.mu.Unlock()
@@ -308,9 +311,10 @@ func (pp *pluginProc) reload(ctx context.Context) {
 	defer pp.admin.Unlock()
 	pp.mu.Lock()
 	if pp.forecasts {
+		n := len(pp.fcLoaded)
 		pp.mu.Unlock()
-		pp.reloadForecasters(ctx)
-		return
+		pp.log.Info("forecaster plugin restarted", "plugin", pp.name, "models", n)
+		return // its models were loaded during the start
 	}
 	hc := pp.heads
 	ids := make([]string, 0, len(pp.loaded))

@@ -74,11 +74,10 @@ func (pp *pluginProc) unloadForecaster(ctx context.Context, id string) error {
 	return nil
 }
 
-// reloadForecasters loads every model of a restarted forecaster plugin
-// again. The caller holds pp.admin.
-func (pp *pluginProc) reloadForecasters(ctx context.Context) {
+// reloadForecasters loads every model the plugin had loaded into fc, the
+// client of its new process.
+func (pp *pluginProc) reloadForecasters(ctx context.Context, fc *host.ForecasterClient) {
 	pp.mu.Lock()
-	fc := pp.fc
 	ids := make([]string, 0, len(pp.fcLoaded))
 	for id := range pp.fcLoaded {
 		ids = append(ids, id)
@@ -89,9 +88,6 @@ func (pp *pluginProc) reloadForecasters(ctx context.Context) {
 		dirs[i] = pp.fcLoaded[id]
 	}
 	pp.mu.Unlock()
-	if fc == nil {
-		return
-	}
 	for i, id := range ids {
 		lctx, cancel := context.WithTimeout(ctx, pluginCallTime)
 		_, err := fc.Load(lctx, id, dirs[i])
@@ -100,5 +96,4 @@ func (pp *pluginProc) reloadForecasters(ctx context.Context) {
 			pp.log.Error("reloading a forecasting model after a restart failed", "plugin", pp.name, "model", id, "error", err)
 		}
 	}
-	pp.log.Info("forecaster plugin restarted", "plugin", pp.name, "models", len(ids))
 }
