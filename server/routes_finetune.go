@@ -67,6 +67,20 @@ func pageArgs(c *fasthttp.RequestCtx) (string, int, *openai.Error) {
 	return after, limit, nil
 }
 
+// tuningAllowed checks the admin key of the file and fine-tuning routes
+// (which store data and register heads), answering 401 when it is missing.
+// Without a configured key they are open. SDK clients send the key as
+// their API key.
+func (s *Server) tuningAllowed(c *fasthttp.RequestCtx, info *requestInfo) bool {
+	if s.adminAllowed(c) {
+		return true
+	}
+	c.Response.Header.Set("WWW-Authenticate", "Bearer")
+	s.writeError(c, info, openai.NewError(http.StatusUnauthorized, openai.TypeInvalidRequest, "invalid_api_key", "",
+		"The file and fine-tuning routes need 'Authorization: Bearer <admin key>' on this server."))
+	return false
+}
+
 // handleFiles serves the file routes:
 //
 //	POST   /v1/files               upload (multipart: file, purpose=fine-tune)
@@ -75,6 +89,9 @@ func pageArgs(c *fasthttp.RequestCtx) (string, int, *openai.Error) {
 //	GET    /v1/files/{id}/content  the file's bytes
 //	DELETE /v1/files/{id}          delete a file
 func (s *Server) handleFiles(c *fasthttp.RequestCtx, info *requestInfo) {
+	if !s.tuningAllowed(c, info) {
+		return
+	}
 	rest := strings.Trim(strings.TrimPrefix(string(c.Path()), "/v1/files"), "/")
 	parts := strings.Split(rest, "/")
 	method := string(c.Method())
@@ -186,6 +203,9 @@ func (s *Server) uploadFile(c *fasthttp.RequestCtx, info *requestInfo) {
 //	GET  /v1/fine_tuning/jobs/{id}/events        its events, newest first (after, limit)
 //	GET  /v1/fine_tuning/jobs/{id}/checkpoints   its checkpoint (the final version)
 func (s *Server) handleFineTuning(c *fasthttp.RequestCtx, info *requestInfo) {
+	if !s.tuningAllowed(c, info) {
+		return
+	}
 	rest := strings.Trim(strings.TrimPrefix(string(c.Path()), "/v1/fine_tuning"), "/")
 	parts := strings.Split(rest, "/")
 	method := string(c.Method())

@@ -449,3 +449,26 @@ func TestFineTuningPluginCrash(t *testing.T) {
 		t.Fatalf("job after the restart: %s %+v", j.Status, j.Error)
 	}
 }
+
+// TestFineTuningAdminKey: with an admin key configured, the file and
+// fine-tuning routes need it.
+func TestFineTuningAdminKey(t *testing.T) {
+	s := startServer(t, func() config.Config {
+		c := testConfig(t, tinyModel())
+		c.AdminKey = "sesame"
+		return c
+	}())
+	for _, path := range []string{"/v1/files", "/v1/fine_tuning/jobs"} {
+		wantError(t, s.get(t, path), http.StatusUnauthorized, "invalid_api_key", "")
+		req, _ := http.NewRequest(http.MethodGet, s.url+path, nil)
+		req.Header.Set("Authorization", "Bearer sesame")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("%s with the key: %d", path, res.StatusCode)
+		}
+	}
+}
