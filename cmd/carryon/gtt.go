@@ -391,61 +391,15 @@ type evalHorizon struct {
 	SeasonalNaive tsdata.Metrics `json:"seasonal_naive"`
 }
 
-// modelForecaster adapts a GTT model to tsdata.Forecaster. With contexts
-// set, each forecast is the mean of the forecasts from the last n steps of
-// the history for each n.
-type modelForecaster struct {
-	m        *gtt.Model
-	contexts []int
-}
+// modelForecaster adapts a GTT predictor to tsdata.Forecaster.
+type modelForecaster struct{ p gtt.Predictor }
 
 func (f modelForecaster) Forecast(ctx context.Context, windows []tsdata.Window, horizon int) ([][][]float32, error) {
-	if len(f.contexts) == 0 {
-		in := make([]gtt.Input, len(windows))
-		for i, w := range windows {
-			in[i] = gtt.Input{Series: w.Series, Timestamps: w.Times}
-		}
-		return f.m.ForecastBatch(ctx, in, horizon)
+	in := make([]gtt.Input, len(windows))
+	for i, w := range windows {
+		in[i] = gtt.Input{Series: w.Series, Timestamps: w.Times}
 	}
-	var sum [][][]float32
-	for _, n := range f.contexts {
-		in := make([]gtt.Input, len(windows))
-		for i, w := range windows {
-			t := len(w.Series[0])
-			k := max(0, t-n)
-			in[i].Series = make([][]float32, len(w.Series))
-			for c, s := range w.Series {
-				in[i].Series[c] = s[k:]
-			}
-			if w.Times != nil {
-				in[i].Timestamps = w.Times[k:]
-			}
-		}
-		out, err := f.m.ForecastBatch(ctx, in, horizon)
-		if err != nil {
-			return nil, err
-		}
-		if sum == nil {
-			sum = out
-			continue
-		}
-		for i := range out {
-			for c := range out[i] {
-				for j, v := range out[i][c] {
-					sum[i][c][j] += v
-				}
-			}
-		}
-	}
-	inv := 1 / float32(len(f.contexts))
-	for i := range sum {
-		for c := range sum[i] {
-			for j := range sum[i][c] {
-				sum[i][c][j] *= inv
-			}
-		}
-	}
-	return sum, nil
+	return f.p.ForecastBatch(ctx, in, horizon)
 }
 
 func loadGTT(path string) (*gtt.Model, string, error) {
@@ -500,16 +454,17 @@ func runGTTEval(ctx context.Context, out, logw io.Writer, o evalOptions) error {
 	default:
 		return fmt.Errorf("gtt eval: --on %q: want test or val", o.on)
 	}
-	fc := modelForecaster{m: m}
+	var lengths []int
 	if o.ensemble != "" {
 		for _, s := range strings.Split(o.ensemble, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(s))
 			if err != nil || n < 1 || n > o.context {
-				return fmt.Errorf("gtt eval: --ensemble length %q is not in [1, --context]", s)
+				return fmt.Errorf("gtt eval: --ensemble length %q is not in [1, --context %d]", s, o.context)
 			}
-			fc.contexts = append(fc.contexts, n)
+			lengths = append(lengths, n)
 		}
 	}
+	fc := modelForecaster{gtt.ContextEnsemble{Predictor: m, Lengths: lengths}}
 	began := time.Now()
 	lastDraw := time.Time{}
 	res, err := tsdata.Evaluate(ctx, f, fc, tsdata.EvalConfig{
