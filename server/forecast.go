@@ -18,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -81,7 +82,21 @@ func parseForecastRequest(body []byte) (*forecastJob, *openai.Error) {
 		Frequency json.RawMessage `json:"frequency"`
 		Quantiles json.RawMessage `json:"quantiles"`
 	}
-	if err := json.Unmarshal(body, &raw); err != nil {
+	// One pass over a well-formed body splits every series into its
+	// fields; anything else takes the field-by-field path, which names
+	// what is wrong.
+	var fast struct {
+		Model     json.RawMessage `json:"model"`
+		Series    []seriesFields  `json:"series"`
+		Horizon   json.RawMessage `json:"horizon"`
+		Frequency json.RawMessage `json:"frequency"`
+		Quantiles json.RawMessage `json:"quantiles"`
+	}
+	var split []seriesFields
+	if err := json.Unmarshal(body, &fast); err == nil && len(fast.Series) > 0 {
+		raw.Model, raw.Horizon, raw.Frequency, raw.Quantiles = fast.Model, fast.Horizon, fast.Frequency, fast.Quantiles
+		raw.Series, split = json.RawMessage("[]"), fast.Series
+	} else if err := json.Unmarshal(body, &raw); err != nil {
 		return nil, fieldErr(openai.CodeInvalidJSON, "", "The body is not a JSON object: %v.", err)
 	}
 	job := &forecastJob{}
@@ -120,19 +135,27 @@ func parseForecastRequest(body []byte) (*forecastJob, *openai.Error) {
 	if isNull(raw.Series) {
 		return nil, fieldErr(openai.CodeMissingParameter, "series", "series is required: a list of {\"target\": [...]} objects.")
 	}
-	var series []json.RawMessage
-	if err := json.Unmarshal(raw.Series, &series); err != nil {
-		return nil, fieldErr(openai.CodeInvalidType, "series", "series must be a list of objects.")
+	if split == nil {
+		var series []json.RawMessage
+		if err := json.Unmarshal(raw.Series, &series); err != nil {
+			return nil, fieldErr(openai.CodeInvalidType, "series", "series must be a list of objects.")
+		}
+		if len(series) == 0 {
+			return nil, fieldErr(openai.CodeInvalidValue, "series", "series is empty.")
+		}
+		split = make([]seriesFields, len(series))
+		for i, s := range series {
+			if err := json.Unmarshal(s, &split[i]); err != nil {
+				return nil, fieldErr(openai.CodeInvalidType, fmt.Sprintf("series[%d]", i), "series[%d] must be an object such as {\"target\": [1, 2, 3]}.", i)
+			}
+		}
 	}
-	if len(series) == 0 {
-		return nil, fieldErr(openai.CodeInvalidValue, "series", "series is empty.")
+	if len(split) > maxForecastSeries {
+		return nil, fieldErr(openai.CodeInvalidValue, "series", "series holds %d series; the limit is %d per request.", len(split), maxForecastSeries)
 	}
-	if len(series) > maxForecastSeries {
-		return nil, fieldErr(openai.CodeInvalidValue, "series", "series holds %d series; the limit is %d per request.", len(series), maxForecastSeries)
-	}
-	job.items = make([]forecastItem, len(series))
-	for i, s := range series {
-		it, e := parseSeries(s, fmt.Sprintf("series[%d]", i), job.horizon, true)
+	job.items = make([]forecastItem, len(split))
+	for i, s := range split {
+		it, e := parseSeriesFields(s, fmt.Sprintf("series[%d]", i), job.horizon, true)
 		if e != nil {
 			return nil, e
 		}
@@ -145,19 +168,27 @@ func parseForecastRequest(body []byte) (*forecastJob, *openai.Error) {
 	return job, nil
 }
 
+// seriesFields are the fields of one series object, undecoded.
+type seriesFields struct {
+	Name             json.RawMessage `json:"name"`
+	Target           json.RawMessage `json:"target"`
+	Timestamps       json.RawMessage `json:"timestamps"`
+	PastCovariates   json.RawMessage `json:"past_covariates"`
+	FutureCovariates json.RawMessage `json:"future_covariates"`
+}
+
 // parseSeries validates one series object. With future false (fine-tuning)
 // future covariates are refused.
 func parseSeries(raw json.RawMessage, field string, horizon int, future bool) (*forecastItem, *openai.Error) {
-	var obj struct {
-		Name             json.RawMessage `json:"name"`
-		Target           json.RawMessage `json:"target"`
-		Timestamps       json.RawMessage `json:"timestamps"`
-		PastCovariates   json.RawMessage `json:"past_covariates"`
-		FutureCovariates json.RawMessage `json:"future_covariates"`
-	}
+	var obj seriesFields
 	if err := json.Unmarshal(raw, &obj); err != nil {
 		return nil, fieldErr(openai.CodeInvalidType, field, "%s must be an object such as {\"target\": [1, 2, 3]}.", field)
 	}
+	return parseSeriesFields(obj, field, horizon, future)
+}
+
+// parseSeriesFields validates the fields of one series object.
+func parseSeriesFields(obj seriesFields, field string, horizon int, future bool) (*forecastItem, *openai.Error) {
 	it := &forecastItem{}
 	if !isNull(obj.Name) {
 		if err := json.Unmarshal(obj.Name, &it.name); err != nil {
@@ -257,6 +288,12 @@ func clip(raw []byte) string {
 // lists (channels of equal length). null, "NaN" and "" mark missing values.
 // Numbers beyond float32's range are refused.
 func parseValues(raw json.RawMessage, field string) ([][]float32, bool, *openai.Error) {
+	if out, twoD, ok := scanValues(raw); ok {
+		if len(out) == 0 || len(out[0]) == 0 {
+			return nil, twoD, fieldErr(openai.CodeInvalidValue, field, "%s is empty.", field)
+		}
+		return out, twoD, nil
+	}
 	var flat []*float64
 	if err := json.Unmarshal(raw, &flat); err == nil {
 		if len(flat) == 0 {
@@ -341,6 +378,93 @@ func parseValues(raw json.RawMessage, field string) ([][]float32, bool, *openai.
 		return [][]float32{one}, false, nil
 	}
 	return out, true, nil
+}
+
+// scanValues is parseValues' fast path: it reads a list of JSON numbers and
+// nulls, or a list of such lists of equal length, without allocating per
+// value. ok is false for anything else (strings, ragged or empty inner
+// lists, numbers beyond float32's range, malformed JSON), which the slow
+// path then reports precisely.
+func scanValues(raw []byte) (out [][]float32, twoD, ok bool) {
+	i := skipSpace(raw, 0)
+	if i >= len(raw) || raw[i] != '[' {
+		return nil, false, false
+	}
+	j := skipSpace(raw, i+1)
+	if j < len(raw) && raw[j] == '[' {
+		i = j
+		for {
+			ch, next, ok := scanList(raw, i)
+			if !ok || len(ch) == 0 || (len(out) > 0 && len(ch) != len(out[0])) {
+				return nil, true, false
+			}
+			out = append(out, ch)
+			i = skipSpace(raw, next)
+			if i < len(raw) && raw[i] == ',' {
+				i = skipSpace(raw, i+1)
+				continue
+			}
+			if i < len(raw) && raw[i] == ']' && skipSpace(raw, i+1) == len(raw) {
+				return out, true, true
+			}
+			return nil, true, false
+		}
+	}
+	ch, next, ok := scanList(raw, i)
+	if !ok || skipSpace(raw, next) != len(raw) {
+		return nil, false, false
+	}
+	return [][]float32{ch}, false, true
+}
+
+// scanList reads a list of numbers and nulls starting at raw[i] == '['
+// and returns the values and the index after the closing bracket.
+func scanList(raw []byte, i int) ([]float32, int, bool) {
+	if i >= len(raw) || raw[i] != '[' {
+		return nil, 0, false
+	}
+	out := make([]float32, 0, 64)
+	i = skipSpace(raw, i+1)
+	if i < len(raw) && raw[i] == ']' {
+		return out, i + 1, true
+	}
+	for {
+		start := i
+		for i < len(raw) && raw[i] != ',' && raw[i] != ']' && raw[i] != ' ' && raw[i] != '\n' && raw[i] != '\t' && raw[i] != '\r' {
+			i++
+		}
+		tok := raw[start:i]
+		switch {
+		case string(tok) == "null":
+			out = append(out, float32(math.NaN()))
+		case len(tok) > 0 && (tok[0] == '-' || tok[0] >= '0' && tok[0] <= '9'):
+			v, err := strconv.ParseFloat(unsafe.String(&tok[0], len(tok)), 64)
+			if err != nil || math.Abs(v) > math.MaxFloat32 {
+				return nil, 0, false
+			}
+			out = append(out, float32(v))
+		default:
+			return nil, 0, false
+		}
+		i = skipSpace(raw, i)
+		if i >= len(raw) {
+			return nil, 0, false
+		}
+		if raw[i] == ']' {
+			return out, i + 1, true
+		}
+		if raw[i] != ',' {
+			return nil, 0, false
+		}
+		i = skipSpace(raw, i+1)
+	}
+}
+
+func skipSpace(raw []byte, i int) int {
+	for i < len(raw) && (raw[i] == ' ' || raw[i] == '\n' || raw[i] == '\t' || raw[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 // toChannel converts decoded numbers to float32 (nil to NaN).

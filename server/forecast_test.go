@@ -122,3 +122,19 @@ func TestForecastRequestAccepted(t *testing.T) {
 		t.Errorf("%s", out)
 	}
 }
+
+// BenchmarkParseForecastRequest decodes and validates a request of 512
+// series of 1024 steps (about 4 MB of JSON).
+func BenchmarkParseForecastRequest(b *testing.B) {
+	items := make([]string, 512)
+	for i := range items {
+		items[i] = `{"target":` + seriesJSON(1024, float64(12+i%40)) + `}`
+	}
+	body := []byte(`{"model":"gtt-small","horizon":96,"series":[` + strings.Join(items, ",") + `]}`)
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, e := parseForecastRequest(body); e != nil {
+			b.Fatal(e.Message)
+		}
+	}
+}
