@@ -30,4 +30,9 @@
 // Forecast for one multivariate input, or ForecastBatch for many inputs in
 // one pass. Trainer and Pretrain train a model (forward and backward passes
 // are written out by hand, with AdamW); Save writes safetensors.
+//
+// Quantiles adds quantile levels to a batch of forecasts, calibrated on each
+// input's own history by rolling-origin backtests. FineTune customizes a
+// model to one tenant's series (frozen encoder, retrained head and affine
+// RevIN) into a Tuned model, which LoadPredictor reads back.
 package gtt
