@@ -59,7 +59,8 @@ type ForecastRequest struct {
 	Items []ForecastItem
 	// Quantiles lists the quantile levels, each in (0, 1) and in
 	// increasing order, to predict besides the point forecast; empty for
-	// none.
+	// none. They are answered for requests with Items (in
+	// ItemForecast.Quantiles); a request with Series gets Values only.
 	Quantiles []float64
 }
 
