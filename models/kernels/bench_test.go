@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"testing"
 	"unsafe"
@@ -271,7 +272,7 @@ func BenchmarkKernelSets(b *testing.B) {
 // BenchmarkMatMulF16 measures the large-batch products of float weights
 // (a prompt's rows times one projection, hot in cache after the first
 // pass) on one thread, with each vector kernel set, in GFLOP/s (two per
-// multiply-add).
+// multiply-add) of wall time and, on Linux, of the thread's CPU time.
 func BenchmarkMatMulF16(b *testing.B) {
 	for _, t := range []ggml.Type{ggml.TypeF16, ggml.TypeF32} {
 		for _, sh := range [][2]int{{2560, 960}, {960, 2560}} {
@@ -286,12 +287,19 @@ func BenchmarkMatMulF16(b *testing.B) {
 							b.Fatal(err)
 						}
 						dst := make([]float32, m*rows)
+						runtime.LockOSThread()
+						defer runtime.UnlockOSThread()
 						b.ReportAllocs()
 						b.ResetTimer()
+						cpu0, cpuOK := threadCPU()
 						for i := 0; i < b.N; i++ {
 							ks.mul(dst, w, &a, 0, rows)
 						}
-						b.ReportMetric(2*float64(rows*cols*m)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+						flop := 2 * float64(rows*cols*m) * float64(b.N)
+						b.ReportMetric(flop/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+						if cpu1, _ := threadCPU(); cpuOK && cpu1 > cpu0 {
+							b.ReportMetric(flop/(cpu1-cpu0).Seconds()/1e9, "GFLOP/cpu-s")
+						}
 					})
 				}
 			}
