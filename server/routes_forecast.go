@@ -64,6 +64,11 @@ func (s *Server) handleForecast(c *fasthttp.RequestCtx, info *requestInfo) {
 	}
 	info.model = job.model
 	fm, ok := s.forecasts.lookup(job.model)
+	if !ok && len(s.forecasts.sup.forecasterPlugins()) == 0 {
+		s.writeError(c, info, openai.NewError(http.StatusServiceUnavailable, openai.TypeUnavailable, openai.CodeUnavailable, "",
+			fmt.Sprintf("No forecaster plugin is running: build them with 'make plugins' into the plugins directory (%s) and restart the server.", s.cfg.PluginsDir)))
+		return
+	}
 	if !ok {
 		s.writeError(c, info, openai.NewError(http.StatusNotFound, openai.TypeInvalidRequest, openai.CodeModelNotFound, "model",
 			fmt.Sprintf("The forecasting model '%s' does not exist; GET /v1/forecasters lists them.", job.model)))

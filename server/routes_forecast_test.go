@@ -157,6 +157,18 @@ func TestForecastRoute(t *testing.T) {
 	}
 }
 
+// TestForecastWithoutPlugin: a server without a forecaster plugin says how
+// to get one.
+func TestForecastWithoutPlugin(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.PluginsDir = filepath.Join(t.TempDir(), "none")
+	s := startServer(t, cfg)
+	r := s.post(t, "/v1/forecast", `{"model":"gtt-small","horizon":3,"series":[{"target":`+seriesJSON(20, 5)+`}]}`)
+	if r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), "make plugins") {
+		t.Errorf("%d %s", r.status, r.body)
+	}
+}
+
 // TestForecastRawHTTP sends a request as curl would, byte for byte, and
 // reads the raw answer.
 func TestForecastRawHTTP(t *testing.T) {
