@@ -46,6 +46,9 @@ const (
 	// maxBatchItems bounds the series of one plugin call when requests
 	// are merged.
 	maxBatchItems = 2048
+	// forecastCallTime bounds one plugin call; a call also ends when every
+	// client whose series it carries has gone away.
+	forecastCallTime = 10 * time.Minute
 )
 
 // forecastItem is one validated series of a request.
@@ -998,7 +1001,7 @@ func (b *forecastBatcher) run(key batchKey, lane *batchLane, quantiles []float64
 // error and held several jobs, each job is retried alone so that one bad
 // request does not fail the others.
 func (b *forecastBatcher) call(key batchKey, jobs []*batchJob, quantiles []float64) {
-	ctx, cancel := context.WithTimeout(context.Background(), pluginCallTime)
+	ctx, cancel := context.WithTimeout(context.Background(), forecastCallTime)
 	defer cancel()
 	// Cancel the call when every client has gone away.
 	var left sync.WaitGroup
