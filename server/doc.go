@@ -31,4 +31,12 @@
 // second (without consuming anything) and cancels the request when the
 // client has closed it. A cancelled request leaves the batch within a step
 // or two and its KV cache is released.
+//
+// # Learning from traffic
+//
+// Completions asked to be stored ("store": true), and every completion of
+// a head whose policy is learn, go to the traffic log (package
+// server/trafficlog) before their response; POST /v1/feedback rates or
+// corrects them. The orchestrator (orchestrator.go) turns a learning
+// head's new samples into fine-tuning jobs that promote a better version.
 package server
