@@ -153,11 +153,24 @@ func shape(values [][]float32, twoD bool) any {
 	return out
 }
 
-// watchClient cancels when the client closes the connection while the
-// request runs; stop ends the watch.
+// watchClient cancels when the client closes its connection while the
+// request runs (or the server shuts down); stop ends the watch.
 func watchClient(c *fasthttp.RequestCtx, cancel context.CancelFunc) (stop func()) {
+	conn := c.Conn()
+	watchPeer := conn != nil
+	if watchPeer {
+		if _, ok := peerGone(conn); !ok {
+			watchPeer = false
+		} else {
+			// The handler owns the connection now; the deadline set for
+			// reading the request would fail the peeks once it passes.
+			_ = c.SetReadDeadline(time.Time{})
+		}
+	}
 	done := make(chan struct{})
+	exited := make(chan struct{})
 	go func() {
+		defer close(exited)
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		for {
@@ -168,10 +181,20 @@ func watchClient(c *fasthttp.RequestCtx, cancel context.CancelFunc) (stop func()
 				cancel()
 				return
 			case <-t.C:
+				if !watchPeer {
+					continue
+				}
+				if gone, ok := peerGone(conn); ok && gone {
+					cancel()
+					return
+				}
 			}
 		}
 	}()
-	return func() { close(done) }
+	return func() {
+		close(done)
+		<-exited
+	}
 }
 
 // forecastError turns a plugin error into an API error.

@@ -472,3 +472,34 @@ func TestForecasterPluginRestart(t *testing.T) {
 		t.Errorf("built-in model after the restart: %d %s", r.status, r.body)
 	}
 }
+
+// TestForecastClientGoneCancels: a client that hangs up stops its plugin
+// call, so the next request for the same model, horizon and levels (which
+// waits for that call) is answered soon.
+func TestForecastClientGoneCancels(t *testing.T) {
+	s := forecastServer(t, nil)
+	items := make([]string, 512)
+	for i := range items {
+		items[i] = `{"target":` + seriesJSON(1024, float64(12+i%40)) + `}`
+	}
+	big := `{"model":"gtt-small","horizon":1024,"quantiles":[0.1,0.9],"series":[` + strings.Join(items, ",") + `]}`
+	conn, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "POST /v1/forecast HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(big), big)
+	time.Sleep(1500 * time.Millisecond) // parsed, and the plugin call has started
+	conn.Close()
+	t0 := time.Now()
+	small := `{"model":"gtt-small","horizon":1024,"quantiles":[0.1,0.9],"series":[{"target":` + seriesJSON(100, 10) + `}]}`
+	if r := s.post(t, "/v1/forecast", small); r.status != 200 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	// The abandoned call (512 series, 9 forecasts each, 16 passes) takes
+	// about 25 s here; cancelled, it ends within a pass.
+	if took := time.Since(t0); took > 8*time.Second {
+		t.Errorf("the next request took %v; the abandoned call was not cancelled", took)
+	} else {
+		t.Logf("next request answered after %v", took.Round(time.Millisecond))
+	}
+}
