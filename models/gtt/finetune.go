@@ -75,7 +75,13 @@ type TuneInfo struct {
 func (ti TuneInfo) MarshalJSON() ([]byte, error) {
 	type plain TuneInfo
 	m := map[string]any{}
-	b, err := json.Marshal(plain(ti))
+	c := ti
+	for _, f := range []*float64{&c.BaseTrainLoss, &c.TunedTrainLoss, &c.BaseHoldoutLoss, &c.TunedHoldoutLoss} {
+		if math.IsNaN(*f) || math.IsInf(*f, 0) {
+			*f = 0
+		}
+	}
+	b, err := json.Marshal(plain(c))
 	if err != nil {
 		return nil, err
 	}

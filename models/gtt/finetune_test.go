@@ -5,7 +5,10 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -182,5 +185,36 @@ func TestFineTuneErrors(t *testing.T) {
 	mixed := []Input{{Series: [][]float32{patterned(400, 1)}}, {Series: [][]float32{patterned(400, 1), patterned(400, 2)}}}
 	if _, err := FineTune(ctx, base, "b", mixed, TuneConfig{}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("mixed channel counts: %v", err)
+	}
+}
+
+// TestTuneWithoutHoldout: without a holdout the losses are NaN, saved as
+// null and read back as NaN.
+func TestTuneWithoutHoldout(t *testing.T) {
+	base, _, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tu, err := FineTune(context.Background(), base, "gtt-small", []Input{{Series: [][]float32{patterned(200, 1)}}}, TuneConfig{Steps: 2, Batch: 2, Holdout: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := tu.Info(); info.Holdout != 0 || !math.IsNaN(info.TunedHoldoutLoss) {
+		t.Fatalf("%+v", info)
+	}
+	dir := t.TempDir()
+	if err := tu.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, TuningFile))
+	if err != nil || !strings.Contains(string(raw), `"tuned_holdout_loss": null`) {
+		t.Fatalf("%v\n%s", err, raw)
+	}
+	p, err := LoadPredictor(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := p.(*Tuned).Info(); !math.IsNaN(info.BaseHoldoutLoss) || math.IsNaN(info.TunedTrainLoss) || info.Steps != 2 {
+		t.Errorf("read back %+v", info)
 	}
 }
