@@ -137,7 +137,7 @@ const tuneMinHistory = 32
 // number of value channels, which the returned model then requires): it
 // freezes the encoder and trains a copy of the output head together with an
 // affine RevIN (scale 1 and shift 0 at the start, so the first step is the
-// base model) with AdamW on next-patch windows cut from the series' histories
+// base model) with Adam (no weight decay, gradient norm clipped at 1) on next-patch windows cut from the series' histories
 // (every origin with at least 32 steps before it and a full patch after it,
 // before the holdout). Timestamps and known covariates are read as in
 // forecasting. baseName is recorded in the result's TuneInfo. It stops
@@ -464,7 +464,7 @@ func (t *Tuned) nextPatchLoss(ins []Input, targets [][][]float32) (float64, int,
 
 func clip10(z float64) float64 { return math.Max(-10, math.Min(10, z)) }
 
-// tuneOptimizer trains a Tuned model's head, scale and shift with AdamW;
+// tuneOptimizer trains a Tuned model's head, scale and shift with Adam;
 // the encoder's gradients are computed by the backward pass and dropped.
 type tuneOptimizer struct {
 	t     *Tuned
