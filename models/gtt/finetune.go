@@ -137,11 +137,12 @@ const tuneMinHistory = 32
 // number of value channels, which the returned model then requires): it
 // freezes the encoder and trains a copy of the output head together with an
 // affine RevIN (scale 1 and shift 0 at the start, so the first step is the
-// base model) with Adam (no weight decay, gradient norm clipped at 1) on next-patch windows cut from the series' histories
-// (every origin with at least 32 steps before it and a full patch after it,
-// before the holdout). Timestamps and known covariates are read as in
-// forecasting. baseName is recorded in the result's TuneInfo. It stops
-// between steps when ctx is done.
+// base model) with Adam (no weight decay, gradient norm clipped at 1) on
+// next-patch windows cut from the series' histories (every origin with at
+// least 32 steps before it and a full patch after it, before the holdout).
+// Timestamps are read as in forecasting; known covariates are refused.
+// baseName is recorded in the result's TuneInfo. It stops between steps
+// when ctx is done.
 func FineTune(ctx context.Context, base *Model, baseName string, series []Input, tc TuneConfig) (*Tuned, error) {
 	cfg := base.cfg
 	pl := cfg.PatchLen
