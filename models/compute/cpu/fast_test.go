@@ -266,3 +266,52 @@ func BenchmarkAttention(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPromptProductsF16 measures the weight products of one layer of
+// bench-llama-360m (F16, d=960, 5 key/value heads of 64, FFN 2560) for a
+// prompt of 128 rows, as a prompt's forward pass issues them: query, key
+// and value together, output, gate and up together, down. GFLOP/s counts
+// two per multiply-add, of wall time and of the process's CPU time (Linux;
+// idle workers' spinning included).
+func BenchmarkPromptProductsF16(b *testing.B) {
+	const d, kv, ffn, m = 960, 320, 2560, 128
+	rng := rand.New(rand.NewPCG(19, 20))
+	for _, threads := range []int{1, 2} {
+		b.Run(fmt.Sprintf("t%d", threads), func(b *testing.B) {
+			be := newBackend(b, threads)
+			load := func(rows, cols int) compute.Weight {
+				tn, _ := tensor(b, ggml.TypeF16, randn(rng, rows*cols, 0.02), cols, rows)
+				w, err := be.LoadWeight(tn)
+				if err != nil {
+					b.Fatal(err)
+				}
+				return w
+			}
+			q, k, v, o := load(d, d), load(kv, d), load(kv, d), load(d, d)
+			gate, up, down := load(ffn, d), load(ffn, d), load(d, ffn)
+			x, h := randn(rng, m*d, 1), randn(rng, m*ffn, 1)
+			out := func(w compute.Weight) []float32 { return make([]float32, m*w.Rows()) }
+			qkv := []compute.Product{{Dst: out(q), W: q}, {Dst: out(k), W: k}, {Dst: out(v), W: v}}
+			gu := []compute.Product{{Dst: out(gate), W: gate}, {Dst: out(up), W: up}}
+			od, dd := out(o), out(down)
+			flop := 2 * float64(m) * float64(d*d*2+kv*d*2+ffn*d*3)
+			pass := func() {
+				be.MatMuls(x, m, qkv)
+				be.MatMul(od, o, x, m)
+				be.MatMuls(x, m, gu)
+				be.MatMul(dd, down, h, m)
+			}
+			pass() // sizes the prepared inputs
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0, cpuOK := processCPU()
+			for i := 0; i < b.N; i++ {
+				pass()
+			}
+			b.ReportMetric(flop*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			if cpu1, _ := processCPU(); cpuOK && cpu1 > cpu0 {
+				b.ReportMetric(flop*float64(b.N)/(cpu1-cpu0).Seconds()/1e9, "GFLOP/cpu-s")
+			}
+		})
+	}
+}
