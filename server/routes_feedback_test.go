@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
+
 	"github.com/carryon/carryon/server/config"
 	"github.com/carryon/carryon/server/trafficlog"
 )
@@ -476,5 +478,43 @@ func BenchmarkChatCompletionStore(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestStoreToExternalNATS logs to a NATS server given by --nats and starts
+// no embedded one.
+func TestStoreToExternalNATS(t *testing.T) {
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: natsserver.RANDOM_PORT, JetStream: true,
+		StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	defer func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	}()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("the NATS server did not start")
+	}
+	cfg := testConfig(t, tinyModel())
+	cfg.NATS = ns.ClientURL()
+	s := startServer(t, cfg)
+	r := s.post(t, "/v1/chat/completions", `{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":3,"store":true}`)
+	if r.status != http.StatusOK || r.header.Get(headerStored) != "true" {
+		t.Fatalf("%d %s=%q %s", r.status, headerStored, r.header.Get(headerStored), r.header.Get(headerStoreError))
+	}
+	var reply chatReply
+	r.json(t, &reply)
+	lg, err := trafficlog.Open(context.Background(), trafficlog.Options{URL: ns.ClientURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lg.Close()
+	if smp, _, err := lg.Sample(context.Background(), reply.ID); err != nil || smp.Model != "tiny" {
+		t.Fatalf("the sample on the external server: %+v, %v", smp, err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "nats")); !os.IsNotExist(err) {
+		t.Errorf("an embedded server's directory exists: %v", err)
 	}
 }

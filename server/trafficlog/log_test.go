@@ -8,6 +8,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func openTest(t testing.TB, dir string) *Log {
@@ -342,5 +346,68 @@ func BenchmarkAppendSyncAlways(b *testing.B) {
 		if _, err := l.Append(ctx, s); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// startExternal runs a NATS server with JetStream on a loopback port, as
+// an operator's server would be, and returns its URL.
+func startExternal(t testing.TB) string {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
+		StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("the external NATS server did not start")
+	}
+	t.Cleanup(func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+	return ns.ClientURL()
+}
+
+func TestExternalServerSharedByTwoLogs(t *testing.T) {
+	url := startExternal(t)
+	ctx := context.Background()
+	a, err := Open(ctx, Options{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if a.Embedded() {
+		t.Fatal("a log opened with a URL runs its own server")
+	}
+	b, err := Open(ctx, Options{URL: url}) // a second replica finds the stream
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	mustAppend(t, a, chatSample("x1", "alice", "from a"))
+	mustAppend(t, b, chatSample("x2", "alice", "from b"))
+	mustFeedback(t, b, &Feedback{ID: "x1", Model: "alice", Correction: text("fixed")})
+	got, err := a.Read(ctx, "alice", ReadOptions{})
+	if err != nil || len(got.Examples) != 2 || got.Examples[0].Target != "fixed" || got.Examples[1].Target != "from b" {
+		t.Fatalf("read through the first replica: %+v, %v", got, err)
+	}
+
+	// A stream of that name that does not take the log's subjects is
+	// refused rather than changed.
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FOREIGN", Subjects: []string{"foreign.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, Options{URL: url, Stream: "FOREIGN"}); err == nil || !strings.Contains(err.Error(), "do not take") {
+		t.Fatalf("a foreign stream: %v", err)
+	}
+	if _, err := Open(ctx, Options{URL: "nats://127.0.0.1:1"}); err == nil {
+		t.Fatal("a URL where nothing listens opened")
 	}
 }
