@@ -262,6 +262,11 @@ func (l *Log) AppendFeedback(ctx context.Context, f *Feedback) (uint64, error) {
 func (l *Log) publish(ctx context.Context, subject, msgID string, data []byte) (uint64, error) {
 	var seq uint64
 	err := l.use(func() error {
+		// While a connection to an external server is down, a publish
+		// would wait for its deadline; the caller is better told at once.
+		if !l.nc.IsConnected() {
+			return fmt.Errorf("%w: not connected to NATS (%s)", ErrUnavailable, l.nc.Status())
+		}
 		var opts []jetstream.PublishOpt
 		opts = append(opts, jetstream.WithExpectStream(l.name))
 		if msgID != "" {

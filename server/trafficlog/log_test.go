@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -409,5 +410,65 @@ func TestExternalServerSharedByTwoLogs(t *testing.T) {
 	}
 	if _, err := Open(ctx, Options{URL: "nats://127.0.0.1:1"}); err == nil {
 		t.Fatal("a URL where nothing listens opened")
+	}
+}
+
+// TestExternalServerDown fails appends at once while the server is gone,
+// and appends again once it is back.
+func TestExternalServerDown(t *testing.T) {
+	dir := t.TempDir()
+	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: dir, NoSigs: true, NoLog: true}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("the NATS server did not start")
+	}
+	port := ns.Addr().(*net.TCPAddr).Port
+	ctx := context.Background()
+	l, err := Open(ctx, Options{URL: ns.ClientURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	mustAppend(t, l, chatSample("up1", "m", "x"))
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	waitUntil(t, func() bool { return !l.nc.IsConnected() })
+	t0 := time.Now()
+	if _, err := l.Append(ctx, chatSample("down", "m", "x")); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("append while the server is down: %v", err)
+	}
+	if d := time.Since(t0); d > time.Second {
+		t.Errorf("the failed append took %v", d)
+	}
+	opts.Port = port
+	ns2, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns2.Start()
+	defer func() {
+		ns2.Shutdown()
+		ns2.WaitForShutdown()
+	}()
+	waitUntil(t, l.nc.IsConnected)
+	mustAppend(t, l, chatSample("up2", "m", "x"))
+	b, err := l.Read(ctx, "m", ReadOptions{})
+	if err != nil || len(b.Examples) != 2 {
+		t.Fatalf("after the server came back: %+v, %v", b, err)
+	}
+}
+
+func waitUntil(t testing.TB, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

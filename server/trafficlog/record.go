@@ -16,6 +16,9 @@ var (
 	ErrInvalid = errors.New("invalid traffic log record")
 	// ErrClosed is returned by every call after Close.
 	ErrClosed = errors.New("the traffic log is closed")
+	// ErrUnavailable is returned by appends while the connection to an
+	// external server is down (the client reconnects on its own).
+	ErrUnavailable = errors.New("the traffic log is unavailable")
 )
 
 // Kinds of samples.
