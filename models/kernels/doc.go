@@ -22,6 +22,12 @@
 //	pool.Prepare(&a, w.Type(), x, m, w.Cols())
 //	pool.MatMul(dst, w, &a) // dst[r*w.Rows()+i] = dot(row i of w, row r of x)
 //
+// F16 and F32 products of 16 or more activation rows (a prompt) are bound
+// by arithmetic rather than memory; the vector kernels then convert each
+// block of 32 (AVX2: 16) weight rows to float32 once, transposed so that
+// vector lanes are output rows, and multiply it with groups of 12 (6)
+// activation rows in a register tile of broadcast FMAs.
+//
 // PackMatrix is NewMatrix for weights that are multiplied many times: where
 // the kernels in use have a layout of their own for the type, it copies the
 // weights into it. With AVX-512 VNNI, Q8_0 and Q4_K weights are packed into
