@@ -72,6 +72,11 @@ func serveLong() string {
 /api/generate, /api/embed, /api/tags, ...), /tokenize, /detokenize, /health,
 /ready and /metrics.
 
+Completions sent with "store": true, and every completion of a head whose
+policy is learn, are kept in a traffic log (NATS JetStream: an embedded
+server in DATA_DIR/nats, or the one --nats names); POST /v1/feedback rates or
+corrects them, and learning heads are retrained from them (learn_* settings).
+
 Models come from --model (NAME=PATH, a GGUF path, or an Ollama model name),
 from the GGUF files in DATA_DIR/models/, served under their file names, and
 from the config file. With none, the server still starts and says how to add
