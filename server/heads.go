@@ -49,7 +49,8 @@ type headEntry struct {
 	// Learn is how the head learns from its traffic; nil serves only.
 	Learn *headLearning `json:"learn,omitempty"`
 
-	lastErr string
+	lastErr  string
+	learnErr string // why the last retraining could not start
 }
 
 func (e *headEntry) version(v string) *headVersion {
@@ -651,6 +652,8 @@ type HeadLearning struct {
 	ConsumedSeq uint64 `json:"consumed_seq"`
 	// Job is the last retraining job's id.
 	Job string `json:"job,omitempty"`
+	// Error says why the last attempt to start a retraining failed.
+	Error string `json:"error,omitempty"`
 }
 
 // learningStatus returns the head's policy and, when it has learning
@@ -661,7 +664,17 @@ func (e *headEntry) learningStatus(def learnThresholds) (string, *HeadLearning) 
 	}
 	t := e.Learn.learnThresholds.or(def)
 	return e.Learn.Policy, &HeadLearning{MinSamples: t.MinSamples, Holdout: t.Holdout, MaxSamples: t.MaxSamples,
-		ConsumedSeq: e.Learn.Consumed, Job: e.Learn.Job}
+		ConsumedSeq: e.Learn.Consumed, Job: e.Learn.Job, Error: e.learnErr}
+}
+
+// setLearnError records why a head's retraining could not start ("" once
+// one did, or nothing was due).
+func (reg *headRegistry) setLearnError(id, msg string) {
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	if e := reg.heads[id]; e != nil {
+		e.learnErr = msg
+	}
 }
 
 // policyUpdate is a change of a head's policy; nil fields stay as they

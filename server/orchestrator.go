@@ -134,8 +134,10 @@ func (o *orchestrator) pass(ctx context.Context) {
 				o.log.Warn("cannot retrain a learning head", "head", h.id, "error", err)
 			}
 			o.lastErr[h.id] = err.Error()
+			o.s.heads.setLearnError(h.id, err.Error())
 		case job != "":
 			delete(o.lastErr, h.id)
+			o.s.heads.setLearnError(h.id, "")
 		}
 	}
 }

@@ -305,3 +305,26 @@ func TestOrchestratorWaitsForFeedback(t *testing.T) {
 		t.Fatalf("samples younger than a minute were used: %+v", got)
 	}
 }
+
+// TestOrchestratorReportsErrors shows why a learning head cannot be
+// retrained in its status.
+func TestOrchestratorReportsErrors(t *testing.T) {
+	s := headServer(t, func(c *config.Config) {
+		c.LearnInterval = config.Duration(time.Hour)
+		c.NATS = "nats://127.0.0.1:1" // nothing listens there
+	})
+	registerHead(t, s, "e", writeHead(t, 0.5, 6))
+	if r := s.post(t, "/v1/heads/e", `{"policy":"learn"}`); r.status != http.StatusOK {
+		t.Fatal(r.status)
+	}
+	s.learner.pass(context.Background())
+	got := headStatus(t, s, "e").Learning
+	if !strings.Contains(got.Error, "traffic log") || got.Job != "" {
+		t.Fatalf("learning %+v: want the traffic log's error", got)
+	}
+	// The head still serves, and says its completion was not stored.
+	r := s.post(t, "/v1/chat/completions", `{"model":"e","messages":[{"role":"user","content":"hi"}],"max_tokens":3}`)
+	if r.status != http.StatusOK || r.header.Get(headerStored) != "false" {
+		t.Fatalf("%d stored=%q", r.status, r.header.Get(headerStored))
+	}
+}
