@@ -109,7 +109,7 @@ func mulFloatGemm(dst []float32, w *Matrix, a *Activations, lo, hi int, sh gemmS
 				if r+sh.rows > a.m {
 					r, skip = a.m-sh.rows, r+sh.rows-a.m
 				}
-				lines := min(pfPer, pfLines)
+				lines := min(pfPer, pfLines, kn/4) // the kernels prefetch one line per four columns
 				x, out := &a.f32[r*a.cols+k0], &dst[r*w.rows+i0]
 				switch {
 				case sh.lanes == 16:

@@ -272,9 +272,10 @@ f32p_done:
 // out[j·ostride/4 + i] (+)= Σ_k p[32·k + i]·x[j·xstride/4 + k], k < n.
 // Two 16-row halves of a panel times twelve activation rows: 24
 // accumulators, two panel loads and twelve broadcasts per column. Along
-// the way it prefetches pfLines cache lines from pf on into the L2 cache
-// (the weights that the next panel will be converted from), one per four
-// columns, so that reading them from memory overlaps the arithmetic.
+// the way it prefetches pfLines cache lines (at most n/4) from pf on into
+// the L2 cache (the weights that the next panel will be converted from),
+// two per eight columns, so that reading them from memory overlaps the
+// arithmetic.
 TEXT ·f32Panel2x12(SB), NOSPLIT, $0-80
 	MOVQ p+0(FP), SI
 	MOVQ n+8(FP), CX
@@ -310,28 +311,35 @@ TEXT ·f32Panel2x12(SB), NOSPLIT, $0-80
 	VXORPS Z22, Z22, Z22
 	VXORPS Z23, Z23, Z23
 	MOVQ CX, BX
-	SHRQ $2, BX
+	SHRQ $3, BX
 	JZ   p212_one
 
-p212_loop4:
+p212_loop8:
 	TESTQ      AX, AX
-	JZ         4(PC)
+	JLE        7(PC)
 	PREFETCHT1 (R15)
-	ADDQ       $64, R15
-	DECQ       AX
+	PREFETCHT1 64(R15)
+	ADDQ       $128, R15
+	SUBQ       $2, AX
+	JGE        2(PC)
+	XORQ       AX, AX
 	STEP12(0)
 	STEP12(4)
 	STEP12(8)
 	STEP12(12)
-	ADDQ $512, SI
-	ADDQ $16, R8
-	ADDQ $16, R11
-	ADDQ $16, R12
+	STEP12(16)
+	STEP12(20)
+	STEP12(24)
+	STEP12(28)
+	ADDQ $1024, SI
+	ADDQ $32, R8
+	ADDQ $32, R11
+	ADDQ $32, R12
 	DECQ BX
-	JNZ  p212_loop4
+	JNZ  p212_loop8
 
 p212_one:
-	ANDQ $3, CX
+	ANDQ $7, CX
 	JZ   p212_out
 
 p212_loop1:
