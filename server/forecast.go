@@ -537,6 +537,9 @@ func parseTimestamps(raw json.RawMessage, field string, steps int) ([]time.Time,
 			sec, frac := math.Modf(v)
 			out[i] = time.Unix(int64(sec), int64(frac*1e9)).UTC()
 		}
+		if y := out[i].Year(); y < 1700 || y > 2200 {
+			return nil, fieldErr(openai.CodeInvalidValue, name, "%s (%s) is outside the years 1700 to 2200.", name, out[i].Format(time.RFC3339))
+		}
 		if i > 0 && !out[i].After(out[i-1]) {
 			return nil, fieldErr(openai.CodeInvalidValue, name, "%s (%s) is not after %s[%d] (%s); timestamps must increase.", name, out[i].Format(time.RFC3339), field, i-1, out[i-1].Format(time.RFC3339))
 		}

@@ -56,6 +56,7 @@ func TestForecastRequestValidation(t *testing.T) {
 		{"timestamps count", `{"model":"m","series":[{"target":` + ok + `,"timestamps":["2024-01-01"]}],"horizon":5}`, "series[0].timestamps", "1 entries"},
 		{"timestamps order", `{"model":"m","series":[{"target":` + ok + `,"timestamps":[` + strings.Join(ts, ",") + `]}],"horizon":5}`, "series[0].timestamps[24]", "not after"},
 		{"timestamp format", `{"model":"m","series":[{"target":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16],"timestamps":["x",2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]}],"horizon":5}`, "series[0].timestamps[0]", "RFC 3339"},
+		{"timestamp year", `{"model":"m","series":[{"target":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16],"timestamps":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,99999999999]}],"horizon":5}`, "series[0].timestamps[15]", "years 1700 to 2200"},
 		{"past covariate length", `{"model":"m","series":[{"target":` + ok + `,"past_covariates":[[1,2]]}],"horizon":5}`, "series[0].past_covariates[0]", "has 2 steps"},
 		{"future covariate length", `{"model":"m","series":[{"target":` + ok + `,"future_covariates":` + ok + `}],"horizon":5}`, "series[0].future_covariates[0]", "plus the horizon"},
 		{"quantile range", `{"model":"m","series":[{"target":` + ok + `}],"horizon":5,"quantiles":[0.1,1.5]}`, "quantiles[1]", "outside (0, 1)"},
