@@ -24,8 +24,8 @@ const forecastTuneTimeout = 10 * time.Minute
 
 // Limits of a fine-tuning request.
 const (
-	maxTuneSteps  = 5000
-	defaultTuneSt = 300
+	maxTuneSteps     = 5000
+	defaultTuneSteps = 300
 )
 
 // forecastResponse is the body of a /v1/forecast answer.
@@ -329,7 +329,7 @@ func (s *Server) tuneForecaster(c *fasthttp.RequestCtx, info *requestInfo) {
 		s.writeError(c, info, fieldErr(openai.CodeInvalidValue, "base", "base %q cannot be fine-tuned; use one of %s.", base, strings.Join(tunableBaseNames(), ", ")))
 		return
 	}
-	tc := gtt.TuneConfig{Steps: defaultTuneSt}
+	tc := gtt.TuneConfig{Steps: defaultTuneSteps}
 	for _, f := range []struct {
 		raw  json.RawMessage
 		name string
