@@ -290,7 +290,7 @@ func holdoutLoss(ctx context.Context, p Predictor, series []Input, holdout int) 
 	for i, in := range series {
 		ins[i] = cutInput(in, len(in.Series[0])-holdout, holdout)
 	}
-	out, err := p.ForecastBatch(ctx, ins, holdout)
+	out, err := forecastInChunks(ctx, p, ins, holdout)
 	if err != nil {
 		return 0, fmt.Errorf("holdout forecast: %w", err)
 	}

@@ -95,3 +95,31 @@ func TestQuantilesShortHistoryAndErrors(t *testing.T) {
 		t.Errorf("no levels: %+v %v", p, err)
 	}
 }
+
+// TestQuantilesChunksLikeOneCall: more inputs than MaxPassInputs are
+// forecast in chunks, with the results of a single call.
+func TestQuantilesChunksLikeOneCall(t *testing.T) {
+	m, _, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins := make([]Input, MaxPassInputs+3)
+	for i := range ins {
+		ins[i] = Input{Series: [][]float32{noisySeasonal(80+i%7, uint64(i))}}
+	}
+	p, err := Quantiles(context.Background(), m, ins, 5, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, err := m.ForecastBatch(context.Background(), ins, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range ins {
+		for k, v := range one[i][0] {
+			if p[i].Mean[0][k] != v {
+				t.Fatalf("input %d step %d: chunked %v, one call %v", i, k, p[i].Mean[0][k], v)
+			}
+		}
+	}
+}
