@@ -503,3 +503,30 @@ func TestForecastClientGoneCancels(t *testing.T) {
 		t.Logf("next request answered after %v", took.Round(time.Millisecond))
 	}
 }
+
+// TestForecasterTuningWithCovariates: past covariates count among a tuned
+// model's channels; forecasts must bring the same ones.
+func TestForecasterTuningWithCovariates(t *testing.T) {
+	s := forecastServer(t, nil)
+	y, x := jsonList(patternValues(400)), seriesJSON(400, 12)
+	r := s.post(t, "/v1/forecasters", `{"name":"cov","steps":3,"holdout":0,"series":[{"target":`+y+`,"past_covariates":`+x+`}]}`)
+	if r.status != http.StatusCreated || !strings.Contains(string(r.body), `"channels":2`) || !strings.Contains(string(r.body), `"base_holdout_loss":null`) {
+		t.Fatalf("tune: %d %s", r.status, r.body)
+	}
+	r = s.post(t, "/v1/forecast", `{"model":"cov","horizon":4,"series":[{"target":`+y+`,"past_covariates":`+x+`}]}`)
+	var out forecastReply
+	if r.status != 200 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	r.json(t, &out)
+	if len(floats(t, out.Forecasts[0].Mean)) != 4 || out.Usage.Channels != 2 {
+		t.Errorf("forecast: %s", r.body)
+	}
+	if r = s.post(t, "/v1/forecast", `{"model":"cov","horizon":4,"series":[{"target":`+y+`}]}`); r.status != 400 {
+		t.Errorf("without the covariate: %d %s", r.status, r.body)
+	}
+	r = s.post(t, "/v1/forecasters", `{"name":"fut","series":[{"target":`+y+`,"future_covariates":`+x+`}]}`)
+	if r.status != 400 || !strings.Contains(string(r.body), `"param":"series[0].future_covariates"`) {
+		t.Errorf("future covariates in tuning: %d %s", r.status, r.body)
+	}
+}
