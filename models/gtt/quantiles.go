@@ -36,6 +36,9 @@ const (
 	// BacktestOrigins is the largest number of rolling forecast origins
 	// one input is backtested from.
 	BacktestOrigins = 8
+	// BandSpread widens every backtest-calibrated quantile's distance from
+	// the calibrated median.
+	BandSpread = 1.0
 	// minNormalResiduals is the number of backtest residuals below which
 	// the standardized residual distribution is taken to be normal instead
 	// of empirical.
@@ -69,31 +72,55 @@ func Quantiles(ctx context.Context, p Predictor, inputs []Input, horizon int, le
 	if horizon < 1 || horizon > MaxHorizon {
 		return nil, fmt.Errorf("forecast quantiles: horizon %d is outside [1, %d]: %w", horizon, MaxHorizon, ErrInvalid)
 	}
+	bt, err := runBacktests(ctx, p, inputs, horizon, len(levels) > 0)
+	if err != nil {
+		return nil, err
+	}
+	return bt.predictions(inputs, horizon, levels, BandSpread), nil
+}
+
+// backtests holds the point forecasts of a batch of inputs (first, in
+// order) followed by those of their backtests.
+type backtests struct {
+	out   [][][]float32
+	plans []backtest
+}
+
+// runBacktests forecasts every input and, when withBacktests is set, every
+// input again from its backtest origins, in chunks of MaxPassInputs.
+func runBacktests(ctx context.Context, p Predictor, inputs []Input, horizon int, withBacktests bool) (backtests, error) {
 	all := slices.Clone(inputs)
-	tests := make([]backtest, len(inputs))
-	if len(levels) > 0 {
+	plans := make([]backtest, len(inputs))
+	if withBacktests {
 		for i, in := range inputs {
 			if len(in.Series) == 0 || len(in.Series[0]) == 0 {
 				continue // ForecastBatch reports it
 			}
-			tests[i] = planBacktest(p.Config(), in, horizon)
-			tests[i].first = len(all)
-			for _, o := range tests[i].origins {
+			plans[i] = planBacktest(p.Config(), in, horizon)
+			plans[i].first = len(all)
+			for _, o := range plans[i].origins {
 				all = append(all, cutInput(in, o, horizon))
 			}
 		}
 	}
 	out, err := forecastInChunks(ctx, p, all, horizon)
 	if err != nil {
-		return nil, err
+		return backtests{}, err
 	}
+	return backtests{out: out, plans: plans}, nil
+}
+
+// predictions builds the quantiles of levels (none: point forecasts only)
+// from the backtests, widening each standardized quantile's distance from
+// the standardized median by spread.
+func (b backtests) predictions(inputs []Input, horizon int, levels []float64, spread float64) []Prediction {
 	preds := make([]Prediction, len(inputs))
 	for i, in := range inputs {
-		preds[i].Mean = out[i]
+		preds[i].Mean = b.out[i]
 		if len(levels) == 0 {
 			continue
 		}
-		bt := tests[i]
+		bt := b.plans[i]
 		preds[i].Quantiles = make([][][]float32, len(levels))
 		for l := range levels {
 			preds[i].Quantiles[l] = make([][]float32, len(in.Series))
@@ -101,7 +128,7 @@ func Quantiles(ctx context.Context, p Predictor, inputs []Input, horizon int, le
 		for c, hist := range in.Series {
 			var errs [][]float64 // [origin][step]
 			for j, o := range bt.origins {
-				fc := out[bt.first+j][c]
+				fc := b.out[bt.first+j][c]
 				e := make([]float64, bt.steps)
 				for h := range e {
 					a := hist[o+h]
@@ -113,17 +140,17 @@ func Quantiles(ctx context.Context, p Predictor, inputs []Input, horizon int, le
 				}
 				errs = append(errs, e)
 			}
-			scale, dist := residualModel(errs, hist, horizon, levels)
+			scale, dist := residualModel(errs, hist, horizon, levels, spread)
 			for l := range levels {
 				q := make([]float32, horizon)
 				for h := range q {
-					q[h] = float32(float64(out[i][c][h]) + scale[h]*dist[l])
+					q[h] = float32(float64(b.out[i][c][h]) + scale[h]*dist[l])
 				}
 				preds[i].Quantiles[l][c] = q
 			}
 		}
 	}
-	return preds, nil
+	return preds
 }
 
 // MaxPassInputs bounds the inputs of one ForecastBatch call that Quantiles
@@ -215,7 +242,7 @@ func cutInput(in Input, o, horizon int) Input {
 // residualModel turns one channel's backtest errors ([origin][step], NaN
 // where the actual value was missing) into a scale per horizon step and the
 // standardized quantile of each level.
-func residualModel(errs [][]float64, hist []float32, horizon int, levels []float64) (scale, dist []float64) {
+func residualModel(errs [][]float64, hist []float32, horizon int, levels []float64, spread float64) (scale, dist []float64) {
 	steps := 0
 	if len(errs) > 0 {
 		steps = len(errs[0])
@@ -274,8 +301,9 @@ func residualModel(errs [][]float64, hist []float32, horizon int, levels []float
 		return scale, dist
 	}
 	slices.Sort(u)
+	mid := empiricalQuantile(u, 0.5)
 	for l, q := range levels {
-		dist[l] = empiricalQuantile(u, q)
+		dist[l] = mid + spread*(empiricalQuantile(u, q)-mid)
 	}
 	return scale, dist
 }
