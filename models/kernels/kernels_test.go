@@ -487,6 +487,12 @@ func TestMatMulFloatBatch(t *testing.T) {
 				checkMatMul(t, mulCase{tp, rows, cols, m}, floatData(tp, rows*cols), randF32(r, m*cols, 1))
 			}
 		}
+		// Every batch size up to 40, across the threshold of the blocked
+		// product and every remainder of its groups of rows.
+		for m := 1; m <= 40; m++ {
+			rows, cols := 1+r.IntN(70), 1+r.IntN(600)
+			checkMatMul(t, mulCase{tp, rows, cols, m}, floatData(tp, rows*cols), randF32(r, m*cols, 1))
+		}
 		// The pool splits the rows at 32-row boundaries among threads.
 		const rows, cols, m = 200, 333, 37
 		data, x := floatData(tp, rows*cols), randF32(r, m*cols, 1)
