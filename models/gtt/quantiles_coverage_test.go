@@ -146,3 +146,53 @@ func TestQuantilesCoverageRealSets(t *testing.T) {
 			bandCoverage(bt, c, []float64{0.1, 0.9}, 1), bandCoverage(bt, c, []float64{0.05, 0.95}, 1))
 	}
 }
+
+// TestBandSpreadCalibration recomputes BandSpread on the validation rows
+// of the real sets and on synthetic series, and checks the constant. It
+// takes about a minute on one thread:
+//
+//	GOMAXPROCS=1 go test ./models/gtt/ -run BandSpreadCalibration -v
+func TestBandSpreadCalibration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a minute of forecasting")
+	}
+	m, _, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := append(realCoverageCases(t, "val"), syntheticCoverageCase(1))
+	bts := make([]backtests, len(cases))
+	for i, c := range cases {
+		if bts[i], err = runBacktests(context.Background(), m, c.inputs, c.horizon, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// miss is the mean shortfall of both bands' coverage from their
+	// nominal 80% and 90%, over the cases; it falls as spread grows.
+	miss := func(spread float64) float64 {
+		var s float64
+		for i, c := range cases {
+			s += 0.8 - bandCoverage(bts[i], c, []float64{0.1, 0.9}, spread)
+			s += 0.9 - bandCoverage(bts[i], c, []float64{0.05, 0.95}, spread)
+		}
+		return s / float64(2*len(cases))
+	}
+	lo, hi := 0.5, 3.0
+	for range 30 {
+		mid := (lo + hi) / 2
+		if miss(mid) > 0 {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	spread := math.Round((lo+hi)/2*100) / 100
+	for i, c := range cases {
+		t.Logf("%-24s spread %.2f: 0.1–0.9 band %.3f, 0.05–0.95 band %.3f", c.name, spread,
+			bandCoverage(bts[i], c, []float64{0.1, 0.9}, spread), bandCoverage(bts[i], c, []float64{0.05, 0.95}, spread))
+	}
+	t.Logf("calibrated spread %.2f (mean miss %+.4f), BandSpread %.2f", spread, miss(spread), BandSpread)
+	if math.Abs(spread-BandSpread) > 0.05 {
+		t.Errorf("calibrated spread %.2f, BandSpread is %.2f: set it to the calibrated value", spread, BandSpread)
+	}
+}

@@ -123,3 +123,26 @@ func TestQuantilesChunksLikeOneCall(t *testing.T) {
 		}
 	}
 }
+
+// TestStudentWidening checks the t-to-normal quantile ratio against
+// tabulated quantiles of Student's t distribution.
+func TestStudentWidening(t *testing.T) {
+	for _, c := range []struct {
+		q    float64
+		df   int
+		want float64 // t quantile
+		tol  float64 // relative
+	}{
+		{0.9, 8, 1.3968, 0.001}, {0.95, 8, 1.8595, 0.001}, {0.99, 8, 2.8965, 0.001}, {0.1, 8, -1.3968, 0.001},
+		{0.6, 8, 0.2619, 0.001}, {0.9, 4, 1.5332, 0.001}, {0.95, 4, 2.1318, 0.001}, {0.99, 4, 3.7469, 0.01},
+		{0.9, 2, 1.8856, 0.005}, {0.95, 2, 2.9200, 0.015}, {0.95, 1, 2.9200, 0.015}, {0.9, 1000, 1.2824, 0.001},
+	} {
+		got := normalQuantile(c.q) * studentWidening(c.q, c.df)
+		if math.Abs(got-c.want) > c.tol*math.Abs(c.want) {
+			t.Errorf("level %v, df %d: t quantile %.4f, want %.4f", c.q, c.df, got, c.want)
+		}
+	}
+	if w := studentWidening(0.5, 8); !(w > 1 && w < 1.05) {
+		t.Errorf("widening at the median %v, want just above 1", w)
+	}
+}
