@@ -21,7 +21,9 @@ func noisySeasonal(n int, seed uint64) []float32 {
 }
 
 // TestQuantilesCalibrated forecasts 60 windows of a synthetic series and
-// checks that the 0.1–0.9 band holds about 80% of what followed.
+// checks that the 0.1–0.9 band holds about 80% of what followed: a little
+// more is expected, as BandSpread widens bands for real series, which
+// drift more than this one.
 func TestQuantilesCalibrated(t *testing.T) {
 	m, _, err := Default()
 	if err != nil {
@@ -60,7 +62,7 @@ func TestQuantilesCalibrated(t *testing.T) {
 	cov := float64(inside) / float64(total)
 	med := float64(below) / float64(total)
 	t.Logf("%d windows: 0.1–0.9 coverage %.3f, below the median %.3f", len(ins), cov, med)
-	if cov < 0.72 || cov > 0.88 {
+	if cov < 0.74 || cov > 0.9 {
 		t.Errorf("0.1–0.9 band coverage %.3f, want about 0.80", cov)
 	}
 	if med < 0.4 || med > 0.6 {
@@ -144,5 +146,41 @@ func TestStudentWidening(t *testing.T) {
 	}
 	if w := studentWidening(0.5, 8); !(w > 1 && w < 1.05) {
 		t.Errorf("widening at the median %v, want just above 1", w)
+	}
+}
+
+// TestQuantilesWidenWithFewerOrigins: the same standardized errors seen
+// from 2 origins give a wider band than from 8, as a scale estimated from
+// fewer origins is less certain.
+func TestQuantilesWidenWithFewerOrigins(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	two := make([][]float64, 2)
+	for j := range two {
+		two[j] = make([]float64, 40)
+		for h := range two[j] {
+			two[j][h] = rng.NormFloat64() * math.Sqrt(float64(h+1))
+		}
+	}
+	var eight [][]float64
+	for range 4 {
+		eight = append(eight, two...)
+	}
+	hist := noisySeasonal(200, 1)
+	levels := []float64{0.05, 0.1, 0.5, 0.9, 0.95}
+	s2, d2 := residualModel(two, hist, 40, levels, 1)
+	s8, d8 := residualModel(eight, hist, 40, levels, 1)
+	for h := range s2 {
+		if math.Abs(s2[h]-s8[h]) > 1e-9*s8[h] {
+			t.Fatalf("step %d: scales differ: %v from 2 origins, %v from 8", h, s2[h], s8[h])
+		}
+	}
+	for l, q := range levels {
+		w2, w8 := math.Abs(d2[l]-d2[2]), math.Abs(d8[l]-d8[2])
+		if q != 0.5 && !(w2 > 1.2*w8) {
+			t.Errorf("level %v: distance from the median %.3f from 2 origins, %.3f from 8; want wider from 2", q, w2, w8)
+		}
+	}
+	if _, d := residualModel(eight, hist, 40, levels, 1.5); math.Abs((d[4]-d[2])-1.5*(d8[4]-d8[2])) > 1e-9 {
+		t.Errorf("spread 1.5 moves the 0.95 quantile %.4f from the median, want 1.5 × %.4f", d[4]-d[2], d8[4]-d8[2])
 	}
 }
