@@ -58,6 +58,12 @@ type Server struct {
 	closing  atomic.Bool
 	shutOnce sync.Once
 	shutErr  error
+
+	// listeners are the ones Serve was given; Shutdown closes them too, as
+	// fasthttp's Shutdown misses a Serve that had not yet registered its
+	// listener (it then accepted forever).
+	lnMu      sync.Mutex
+	listeners []net.Listener
 }
 
 // New loads the configured models (and the GGUF files of the data
@@ -163,6 +169,14 @@ func (s *Server) Models() []*Model { return append([]*Model(nil), s.models...) }
 // Serve answers requests on ln until Shutdown. It returns nil after
 // Shutdown, and the listener's error otherwise.
 func (s *Server) Serve(ln net.Listener) error {
+	s.lnMu.Lock()
+	if s.closing.Load() {
+		s.lnMu.Unlock()
+		_ = ln.Close()
+		return nil
+	}
+	s.listeners = append(s.listeners, ln)
+	s.lnMu.Unlock()
 	s.log.Info("listening", "addr", ln.Addr().String(), "models", len(s.models), "version", s.version)
 	if err := s.http.Serve(ln); err != nil && !s.closing.Load() {
 		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
@@ -181,7 +195,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func (s *Server) shutdown(ctx context.Context) error {
+	s.lnMu.Lock()
 	s.closing.Store(true)
+	listeners := s.listeners
+	s.lnMu.Unlock()
 	s.log.Info("shutting down: finishing running requests")
 	// The HTTP server stops listening at once and waits for its
 	// connections to go idle; it gets a little longer than the schedulers
@@ -212,6 +229,9 @@ func (s *Server) shutdown(ctx context.Context) error {
 	s.plugins.close()
 	if err := <-httpDone; err != nil {
 		errs = append(errs, fmt.Errorf("close connections: %w", err))
+	}
+	for _, ln := range listeners {
+		_ = ln.Close() // already closed unless Serve had not reached fasthttp
 	}
 	s.closeTraffic()
 	s.cancel()
