@@ -96,7 +96,7 @@ the end (as --dtype). Interrupting saves the last weights.`,
 	f.StringVar(&o.resume, "resume", "", "continue from this checkpoint (its step count is read from its metadata)")
 	f.IntVar(&o.valEvery, "val-every", 250, "steps between validation losses (0: never)")
 	f.DurationVar(&o.maxTime, "max-time", 0, "stop and save after this long (0: no limit)")
-	f.Float64Var(&o.rollout, "rollout", 0.4, "share of samples whose last patches before the target are the model's own forecast")
+	f.Float64Var(&o.rollout, "rollout", 0, "share of samples whose last patches before the target are the model's own forecast (see docs/forecasting.md)")
 	f.IntVar(&o.rolloutPatches, "rollout-patches", 3, "most patches of such a rollout")
 	return cmd
 }

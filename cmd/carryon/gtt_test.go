@@ -84,6 +84,21 @@ func TestGTTEvalTableAndErrors(t *testing.T) {
 	if _, err := carryon(t, "gtt", "eval", "--csv", path, "--context", "5000"); err == nil {
 		t.Errorf("context beyond the model's accepted")
 	}
+	// The validation rows (840..959 of 1200) and an ensemble of two
+	// history lengths.
+	out, err = carryon(t, "gtt", "eval", "--csv", path, "--horizons", "48", "--stride", "50", "--on", "val", "--ensemble", "512,256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "validation rows (test rows 840..959)") {
+		t.Errorf("--on val table:\n%s", out)
+	}
+	if _, err := carryon(t, "gtt", "eval", "--csv", path, "--on", "train"); err == nil {
+		t.Errorf("--on train accepted")
+	}
+	if _, err := carryon(t, "gtt", "eval", "--csv", path, "--ensemble", "512,0"); err == nil {
+		t.Errorf("--ensemble length 0 accepted")
+	}
 }
 
 func TestGTTPretrainShortRun(t *testing.T) {

@@ -29,7 +29,8 @@ type Corpus struct {
 	Missing float64
 	// Rollout is the share of samples whose last one to RolloutPatches
 	// patches before the target are to be replaced by the model's own
-	// forecast (Sample.Rollout); Pretrain does the replacing.
+	// forecast (Sample.Rollout); Pretrain does the replacing. NewCorpus
+	// sets it to 0 (the embedded checkpoint's recipe).
 	Rollout float64
 	// RolloutPatches bounds the patches of such a sample's rollout.
 	RolloutPatches int
@@ -54,7 +55,7 @@ type table struct {
 // synthetic generator, at the given weight.
 func NewCorpus(cfg Config, syntheticWeight float64) *Corpus {
 	c := &Corpus{cfg: cfg, MaxChannels: 16, FullContext: 0.65, TimeFeatures: 0.5, Missing: 0.05,
-		Rollout: 0.4, RolloutPatches: 3}
+		RolloutPatches: 3}
 	if syntheticWeight > 0 {
 		c.sources = append(c.sources, &corpusSource{name: "synthetic", weight: syntheticWeight, synthetic: true})
 	}

@@ -20,10 +20,6 @@ type ContextEnsemble struct {
 
 var _ Predictor = ContextEnsemble{}
 
-// DefaultEnsembleLengths are the history lengths that carryon's evaluation
-// averages over by default: the full context and its half.
-var DefaultEnsembleLengths = []int{1024, 512}
-
 // Config returns the shape of the underlying model.
 func (e ContextEnsemble) Config() Config { return e.Predictor.Config() }
 

@@ -61,7 +61,7 @@ func TestRollInContinuesTheModelsForecast(t *testing.T) {
 // share of samples, with whole patches and real history before them.
 func TestCorpusRolloutShare(t *testing.T) {
 	c := NewCorpus(SmallCPUConfig, 1)
-	c.Rollout, c.RolloutPatches = 0.5, 2
+	c.Rollout, c.RolloutPatches = 0.5, 2 // NewCorpus leaves Rollout at 0
 	rng := rand.New(rand.NewPCG(4, 4))
 	marked := 0
 	const n = 400

@@ -26,6 +26,12 @@ func TestSplits(t *testing.T) {
 	if _, err := ETTSplit(1000, 4); err == nil {
 		t.Errorf("ETTm split of 1000 rows accepted")
 	}
+	// The validation view scores rows 5311..6070 of the exchange-rate
+	// table with the same train rows.
+	v := RatioSplit(7588).Validation()
+	if v.Train != 5311 || v.Val != 0 || v.TestStart() != 5311 || v.TestEnd() != 6071 {
+		t.Errorf("validation view %+v", v)
+	}
 }
 
 // seasonalCSV is a pure daily cycle of hourly data in two columns.
