@@ -31,7 +31,33 @@ const (
 // CPU (it reads rows through the backend), so a backend that keeps weights
 // off the host pays for the transfers.
 func (m *Model) CrossEntropy(grad, hidden []float32, targets []int32, scale float32) (sum float64, n int, err error) {
-	d, v := m.cfg.Dim, m.cfg.Vocab
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return crossEntropy(modelOutput{m}, m.cfg.Dim, m.cfg.Vocab, grad, hidden, targets, scale)
+}
+
+// vocabProjection is an LM head as crossEntropy reads it.
+type vocabProjection interface {
+	// logits writes rows rows of vocabulary logits, W·h, for rows hidden
+	// rows.
+	logits(dst, hidden []float32, rows int)
+	// row writes row i of W, converted to float32, into dst.
+	row(dst []float32, i int)
+}
+
+// modelOutput is a loaded model's LM head, read through its backend; the
+// caller holds the model's lock.
+type modelOutput struct{ m *Model }
+
+func (o modelOutput) logits(dst, hidden []float32, rows int) {
+	o.m.backend.MatMul(dst, o.m.output, hidden, rows)
+}
+
+func (o modelOutput) row(dst []float32, i int) { o.m.backend.Row(dst, o.m.output, i) }
+
+// crossEntropy is CrossEntropy for the LM head p of d columns and v rows
+// (see Model.CrossEntropy for the contract).
+func crossEntropy(p vocabProjection, d, v int, grad, hidden []float32, targets []int32, scale float32) (sum float64, n int, err error) {
 	if len(hidden) == 0 || len(hidden)%d != 0 {
 		return 0, 0, fmt.Errorf("cross entropy: %d hidden floats is not a positive multiple of the model width %d", len(hidden), d)
 	}
@@ -54,11 +80,9 @@ func (m *Model) CrossEntropy(grad, hidden []float32, targets []int32, scale floa
 		clear(grad)
 		wrows = make([]float32, crossEntropyVocabChunk*d)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	for r0 := 0; r0 < rows; r0 += block {
 		nr := min(block, rows-r0)
-		m.backend.MatMul(logits[:nr*v], m.output, hidden[r0*d:(r0+nr)*d], nr)
+		p.logits(logits[:nr*v], hidden[r0*d:(r0+nr)*d], nr)
 		scored := false
 		for i := range nr {
 			t := targets[r0+i]
@@ -93,7 +117,7 @@ func (m *Model) CrossEntropy(grad, hidden []float32, targets []int32, scale floa
 		for v0 := 0; v0 < v; v0 += crossEntropyVocabChunk {
 			nv := min(crossEntropyVocabChunk, v-v0)
 			for j := range nv {
-				m.backend.Row(wrows[j*d:(j+1)*d], m.output, v0+j)
+				p.row(wrows[j*d:(j+1)*d], v0+j)
 			}
 			for i := range nr {
 				if targets[r0+i] < 0 {
