@@ -105,19 +105,20 @@ func parseTrainOptions(m map[string]string) (trainOptions, error) {
 	return o, nil
 }
 
-// lmHeads keeps the base model whose LM head the last run used, so that
-// runs on the same base do not map it again.
+// lmHeads keeps the LM head the last run used, so that runs on the same
+// base do not map it again. Only the LM head is loaded: the base's states
+// come with the examples, so its blocks are never needed here.
 type lmHeads struct {
 	mu   sync.Mutex
 	path string
 	mod  time.Time
-	m    *llm.Model
+	m    *llm.LMHead
 	base carryon.Base
 }
 
-// get returns the base model at path (mapped, its weights only read) and
-// its identity.
-func (l *lmHeads) get(path string) (*llm.Model, carryon.Base, error) {
+// get returns the LM head of the base model at path (mapped, read in
+// place) and the base's identity.
+func (l *lmHeads) get(path string) (*llm.LMHead, carryon.Base, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, carryon.Base{}, fmt.Errorf("base model: %w", err)
@@ -136,9 +137,13 @@ func (l *lmHeads) get(path string) (*llm.Model, carryon.Base, error) {
 	if err != nil {
 		return nil, carryon.Base{}, fmt.Errorf("base model %s: %w", path, err)
 	}
-	m, err := llm.Load(path, llm.Options{Threads: 1})
+	m, err := llm.LoadLMHead(path, llm.Options{Threads: 1})
 	if err != nil {
 		return nil, carryon.Base{}, fmt.Errorf("base model: %w", err)
+	}
+	if m.Dim() != base.Dim {
+		_ = m.Close()
+		return nil, carryon.Base{}, fmt.Errorf("base model %s: LM head of width %d, the base has %d", path, m.Dim(), base.Dim)
 	}
 	if l.m != nil {
 		_ = l.m.Close()
