@@ -16,6 +16,10 @@ type arithmeticProblem struct {
 	a, b   int
 	op     byte // '+', '-' or '*'
 	digits int
+	// columns selects the worked format that restates each column's two
+	// digits and its carry right before their two-digit result (see
+	// workedColumns); false selects the shifted-operands format alone.
+	columns bool
 }
 
 // question returns the user's side, "347+589".
@@ -86,6 +90,67 @@ func (p arithmeticProblem) workedSolution() string {
 		acc = strconv.Itoa(digit) + acc[:width-1]
 		sb.WriteString(acc)
 		sb.WriteByte('\n')
+		pow *= 10
+	}
+	fmt.Fprintf(&sb, "answer: %d", p.result())
+	return sb.String()
+}
+
+// worked returns the assistant's side in the problem's format.
+func (p arithmeticProblem) worked() string {
+	if p.columns {
+		return p.workedColumns()
+	}
+	return p.workedSolution()
+}
+
+// workedColumns returns the assistant's side in the columns format: like
+// workedSolution, one line per column, least significant first, each line
+// restating the operands shifted right by k columns, but then the column's
+// own sum written out, its two digits, the carry (or borrow) in, and the
+// column's two-digit result (carry or borrow out, then the digit), before
+// the result digits so far, newest first. The new digit then depends only on
+// the five tokens just before it, a one-digit table of 200 facts, and every
+// line still has the same length:
+//
+//	347+589 7+9+0 16 6000
+//	034+058 4+8+1 13 3600
+//	003+005 3+5+1 09 9360
+//	000+000 0+0+0 00 0936
+//	answer: 936
+func (p arithmeticProblem) workedColumns() string {
+	var sb strings.Builder
+	width := p.digits + 1
+	acc := strings.Repeat("0", width)
+	carry := 0
+	pow := 1
+	for k := 0; k <= p.digits; k++ {
+		a, b := p.a/pow%10, p.b/pow%10
+		var digit, out int
+		switch p.op {
+		case '+':
+			s := a + b + carry
+			digit, out = s%10, s/10
+		case '-':
+			s := a - b - carry
+			digit, out = s, 0
+			if s < 0 {
+				digit, out = s+10, 1
+			}
+		default:
+			b = p.b
+			s := a*b + carry
+			digit, out = s%10, s/10
+		}
+		if p.op == '*' {
+			fmt.Fprintf(&sb, "%0*d*%d %d*%d+%d %d%d ", p.digits, p.a/pow, p.b, a, b, carry, out, digit)
+		} else {
+			fmt.Fprintf(&sb, "%0*d%c%0*d %d%c%d%c%d %d%d ", p.digits, p.a/pow, p.op, p.digits, p.b/pow, a, p.op, b, p.op, carry, out, digit)
+		}
+		acc = strconv.Itoa(digit) + acc[:width-1]
+		sb.WriteString(acc)
+		sb.WriteByte('\n')
+		carry = out
 		pow *= 10
 	}
 	fmt.Fprintf(&sb, "answer: %d", p.result())
@@ -174,7 +239,7 @@ func writeArithmetic(w io.Writer, problems []arithmeticProblem) error {
 	for _, p := range problems {
 		line, err := json.Marshal(chatLine{Messages: []chatMessage{
 			{Role: "user", Content: p.question()},
-			{Role: "assistant", Content: p.workedSolution()},
+			{Role: "assistant", Content: p.worked()},
 		}})
 		if err != nil {
 			return err

@@ -192,3 +192,46 @@ func TestGenDataArithmetic(t *testing.T) {
 		t.Error("--task poems: no error")
 	}
 }
+
+// TestWorkedColumnsGolden pins the columns format of each operation, and
+// checks for many drawn problems that its lines have one length and the
+// answer line parses to the result.
+func TestWorkedColumnsGolden(t *testing.T) {
+	for _, tc := range []struct {
+		p    arithmeticProblem
+		want string
+	}{
+		{arithmeticProblem{a: 347, b: 589, op: '+', digits: 3, columns: true},
+			"347+589 7+9+0 16 6000\n034+058 4+8+1 13 3600\n003+005 3+5+1 09 9360\n000+000 0+0+0 00 0936\nanswer: 936"},
+		{arithmeticProblem{a: 45, b: 16, op: '-', digits: 2, columns: true},
+			"45-16 5-6-0 19 900\n04-01 4-1-1 02 290\n00-00 0-0-0 00 029\nanswer: 29"},
+		{arithmeticProblem{a: 912, b: 7, op: '*', digits: 3, columns: true},
+			"912*7 2*7+0 14 4000\n091*7 1*7+1 08 8400\n009*7 9*7+0 63 3840\n000*7 0*7+6 06 6384\nanswer: 6384"},
+	} {
+		if got := tc.p.worked(); got != tc.want {
+			t.Errorf("%s: got\n%s\nwant\n%s", tc.p.question(), got, tc.want)
+		}
+	}
+	ops, err := parseArithmeticOps("add,sub,mul")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for digits := 1; digits <= 4; digits++ {
+		train, _, err := arithmeticSets(ops, digits, 60, 0, uint64(digits))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range train {
+			p.columns = true
+			lines := strings.Split(p.worked(), "\n")
+			for _, l := range lines[1 : digits+1] {
+				if len(l) != len(lines[0]) {
+					t.Fatalf("%s: lines of different lengths: %q", p.question(), lines)
+				}
+			}
+			if got, ok := parseAnswer(p.worked()); !ok || got != int64(p.result()) {
+				t.Fatalf("%s: answer %d (%v), want %d", p.question(), got, ok, p.result())
+			}
+		}
+	}
+}

@@ -13,9 +13,9 @@ import (
 
 // genDataOptions are the flags of `carryon train gen-data`.
 type genDataOptions struct {
-	task, out, format, testOut, ops string
-	n, testN, digits                int
-	seed                            uint64
+	task, out, format, testOut, ops, worked string
+	n, testN, digits                        int
+	seed                                    uint64
 }
 
 func newTrainDataCommand() *cobra.Command {
@@ -51,6 +51,7 @@ training set, go to a second file for "carryon train eval".`,
 	f.IntVar(&o.testN, "test-n", 200, "arithmetic: held-out problems to write to --test-out")
 	f.IntVar(&o.digits, "digits", 3, "arithmetic: digits of each operand (the multiplier of mul has one)")
 	f.StringVar(&o.ops, "ops", "add,sub", "arithmetic: operations, a comma-separated list of add, sub and mul")
+	f.StringVar(&o.worked, "worked", "shifted", "arithmetic: worked format, shifted (operands shifted per column) or columns (also each column's digits and carry before its two-digit result)")
 	_ = cmd.MarkFlagRequired("out")
 	return cmd
 }
@@ -77,6 +78,18 @@ func runGenData(o genDataOptions, formatSet bool) error {
 		train, test, err := arithmeticSets(ops, o.digits, o.n, nTest, o.seed)
 		if err != nil {
 			return fmt.Errorf("gen-data: %w", err)
+		}
+		switch o.worked {
+		case "shifted":
+		case "columns":
+			for i := range train {
+				train[i].columns = true
+			}
+			for i := range test {
+				test[i].columns = true
+			}
+		default:
+			return fmt.Errorf("gen-data: --worked %q: want shifted or columns", o.worked)
 		}
 		if err := writeDataFile(o.out, func(w io.Writer) error { return writeArithmetic(w, train) }); err != nil {
 			return err
