@@ -19,7 +19,6 @@ import (
 	"github.com/spf13/cobra"
 
 	carryonhead "github.com/carryon/carryon/models/carryon"
-	"github.com/carryon/carryon/models/gguf"
 	"github.com/carryon/carryon/models/llm"
 	"github.com/carryon/carryon/models/tokenizer"
 )
@@ -122,29 +121,27 @@ func runTrain(ctx context.Context, stdout, stderr io.Writer, o trainOptions) err
 	if err != nil {
 		return err
 	}
-	gf, err := gguf.Open(path)
+	// Training needs only the base's LM head (for the loss) and its
+	// metadata (tokenizer, identity): the head is mapped in place, and the
+	// whole base is loaded only while it computes states the cache lacks.
+	lm, err := llm.LoadLMHead(path, llm.Options{Threads: o.threads})
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
-	base, err := carryonhead.BaseFromGGUF(gf)
-	gf.Close()
+	defer lm.Close()
+	base, err := carryonhead.BaseFromGGUF(lm.File())
 	if err != nil {
 		return fmt.Errorf("train: %s: %w", path, err)
 	}
-	model, err := llm.Load(path, llm.Options{Threads: o.threads})
-	if err != nil {
-		return err
-	}
-	defer model.Close()
-	// The base's prepared weights are most of the live heap, and Go's
-	// default lets garbage grow to as much again before collecting it:
-	// 400 MB of extra peak RSS on a 360M base. Training allocates little
-	// that lives long, so collect at a quarter of the live heap instead
-	// (unless GOGC says otherwise).
+	// Go's default lets garbage grow to as much as the live heap before
+	// collecting it, which on a 360M base cost 400 MB of extra peak RSS
+	// while the base's prepared weights were live. Training allocates
+	// little that lives long, so collect at a quarter of the live heap
+	// instead (unless GOGC says otherwise).
 	if os.Getenv("GOGC") == "" {
 		defer debug.SetGCPercent(debug.SetGCPercent(25))
 	}
-	tok, err := tokenizer.FromGGUF(model.Meta())
+	tok, err := tokenizer.FromGGUF(lm.Meta())
 	if err != nil {
 		return fmt.Errorf("train: %s: %w", path, err)
 	}
@@ -185,7 +182,10 @@ func runTrain(ctx context.Context, stdout, stderr io.Writer, o trainOptions) err
 		cacheDir = filepath.Clean(o.out) + ".features"
 	}
 	start := time.Now()
-	examples, stats, err := carryonhead.Features(ctx, model, head.Config(), seqs, cacheDir)
+	examples, stats, err := carryonhead.Features(ctx, nil, head.Config(), seqs, cacheDir)
+	if errors.Is(err, carryonhead.ErrNotCached) {
+		examples, stats, err = baseFeatures(ctx, path, o.threads, head.Config(), seqs, cacheDir)
+	}
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
@@ -206,7 +206,7 @@ func runTrain(ctx context.Context, stdout, stderr io.Writer, o trainOptions) err
 		return nil
 	}
 
-	tr, err := carryonhead.NewTrainer(head, model, carryonhead.TrainOptions{
+	tr, err := carryonhead.NewTrainer(head, lm, carryonhead.TrainOptions{
 		Steps: o.steps, Batch: o.batch, LR: o.lr, WeightDecay: o.weightDecay,
 		LearnAlpha: o.learnAlpha, Seed: o.seed,
 	})
@@ -283,6 +283,24 @@ func runTrain(ctx context.Context, stdout, stderr io.Writer, o trainOptions) err
 	fmt.Fprintf(stdout, "wrote %s (version %s, %d parameters)\nheld-out loss: base %.4f, head %.4f; train loss %.4f; peak RSS %.0f MB\n",
 		o.out, res.Version, res.Params, res.BaseEvalLoss, res.EvalLoss, res.TrainLoss, res.PeakRSSMB)
 	return nil
+}
+
+// baseFeatures loads the whole base model at path, computes (or reads from
+// cacheDir) the states of seqs with it, and releases it before returning,
+// so that training holds only the LM head: the model is closed, its file
+// unmapped, and the heap it used returned to the system.
+func baseFeatures(ctx context.Context, path string, threads int, cfg carryonhead.Config, seqs []carryonhead.Sequence, cacheDir string) ([]carryonhead.Example, carryonhead.FeatureStats, error) {
+	model, err := llm.Load(path, llm.Options{Threads: threads})
+	if err != nil {
+		return nil, carryonhead.FeatureStats{}, err
+	}
+	examples, stats, err := carryonhead.Features(ctx, model, cfg, seqs, cacheDir)
+	if cerr := model.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close base model %s: %w", path, cerr)
+	}
+	model = nil
+	debug.FreeOSMemory()
+	return examples, stats, err
 }
 
 func mean(v []float64) float64 {

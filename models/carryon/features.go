@@ -24,6 +24,10 @@ type Sequence struct {
 	Trained []bool
 }
 
+// ErrNotCached reports that Features was given no base model for
+// sequences whose states are not in its cache.
+var ErrNotCached = errors.New("base states not cached")
+
 // FeatureStats counts the sequences a feature extraction found in its
 // cache and the ones it computed.
 type FeatureStats struct {
@@ -38,10 +42,14 @@ type FeatureStats struct {
 // taps and the token ids, and read back instead of recomputed, so epochs and
 // retraining never run the base again. The cache holds raw states (the
 // delta is added to them exactly); the bridge is applied when training.
+//
+// base may be nil when cacheDir holds every sequence's states: then no
+// base model is needed at all. When base is nil and some sequence is not
+// cached, Features fails with an error wrapping ErrNotCached.
 func Features(ctx context.Context, base *llm.Model, cfg Config, seqs []Sequence, cacheDir string) ([]Example, FeatureStats, error) {
 	var stats FeatureStats
 	d := cfg.Base.Dim
-	if base.Config().Dim != d {
+	if base != nil && base.Config().Dim != d {
 		return nil, stats, fmt.Errorf("features: the head reads states of width %d, the base model has %d", d, base.Config().Dim)
 	}
 	taps := cfg.taps()
@@ -81,6 +89,9 @@ func Features(ctx context.Context, base *llm.Model, cfg Config, seqs []Sequence,
 			}
 		}
 		todo = append(todo, i)
+	}
+	if base == nil && len(todo) > 0 {
+		return nil, stats, fmt.Errorf("features: %d of %d sequences are not in the cache %q: %w", len(todo), len(seqs), cacheDir, ErrNotCached)
 	}
 	if cacheDir != "" && len(todo) > 0 {
 		if err := os.MkdirAll(cacheDir, 0o755); err != nil {
