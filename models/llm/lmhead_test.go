@@ -3,10 +3,12 @@ package llm
 import (
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/carryon/carryon/models/ggml"
+	"github.com/carryon/carryon/models/gguf"
 )
 
 // TestLMHeadMatchesModel checks that the LM head loaded alone gives the
@@ -95,5 +97,59 @@ func TestLMHeadBadInput(t *testing.T) {
 	}
 	if _, err := LoadLMHead(t.TempDir()+"/missing.gguf", Options{}); err == nil {
 		t.Error("loading a missing file succeeded")
+	}
+}
+
+// TestLMHeadTied checks that a file without output.weight gives the token
+// embeddings as the LM head, as Load does.
+func TestLMHeadTied(t *testing.T) {
+	src, err := gguf.Open(writeSynth(t, tinySpec("llama", ggml.TypeQ8_0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	w := gguf.NewWriter()
+	for _, k := range src.Meta.Keys() {
+		v, _ := src.Meta.Value(k)
+		w.Meta().Set(k, v)
+	}
+	for _, ti := range src.Tensors {
+		if ti.Name == "output.weight" {
+			continue
+		}
+		tn, err := src.Tensor(ti.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.AddTensor(ti.Name, ti.Type, ti.Shape, tn.Data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "tied.gguf")
+	if err := w.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	m := loadPath(t, path)
+	h, err := LoadLMHead(path, Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	d := h.Dim()
+	hidden := make([]float32, 2*d)
+	for i := range hidden {
+		hidden[i] = float32(i%7) - 3
+	}
+	targets := []int32{3, 200}
+	want, _, err := m.CrossEntropy(nil, hidden, targets, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := h.CrossEntropy(nil, hidden, targets, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(got-want) > 1e-5*math.Abs(want) {
+		t.Fatalf("tied head loss %v, model %v", got, want)
 	}
 }
