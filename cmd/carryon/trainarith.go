@@ -20,6 +20,10 @@ type arithmeticProblem struct {
 	// digits and its carry right before their two-digit result (see
 	// workedColumns); false selects the shifted-operands format alone.
 	columns bool
+	// letters, with columns, writes the restated column digits and carry
+	// as the letters a (0) to j (9), tokens whose states in small bases
+	// are far less alike than the digits' (see workedColumns).
+	letters bool
 }
 
 // question returns the user's side, "347+589".
@@ -118,6 +122,10 @@ func (p arithmeticProblem) worked() string {
 //	003+005 3+5+1 09 9360
 //	000+000 0+0+0 00 0936
 //	answer: 936
+//
+// With letters, the column's digits and carry are written as letters:
+//
+//	347+589:h+j+a 16 6000
 func (p arithmeticProblem) workedColumns() string {
 	var sb strings.Builder
 	width := p.digits + 1
@@ -142,9 +150,14 @@ func (p arithmeticProblem) workedColumns() string {
 			s := a*b + carry
 			digit, out = s%10, s/10
 		}
-		if p.op == '*' {
+		switch {
+		case p.letters && p.op == '*':
+			fmt.Fprintf(&sb, "%0*d*%d:%c*%c+%c %d%d ", p.digits, p.a/pow, p.b, letter(a), letter(b), letter(carry), out, digit)
+		case p.letters:
+			fmt.Fprintf(&sb, "%0*d%c%0*d:%c%c%c%c%c %d%d ", p.digits, p.a/pow, p.op, p.digits, p.b/pow, letter(a), p.op, letter(b), p.op, letter(carry), out, digit)
+		case p.op == '*':
 			fmt.Fprintf(&sb, "%0*d*%d %d*%d+%d %d%d ", p.digits, p.a/pow, p.b, a, b, carry, out, digit)
-		} else {
+		default:
 			fmt.Fprintf(&sb, "%0*d%c%0*d %d%c%d%c%d %d%d ", p.digits, p.a/pow, p.op, p.digits, p.b/pow, a, p.op, b, p.op, carry, out, digit)
 		}
 		acc = strconv.Itoa(digit) + acc[:width-1]
@@ -156,6 +169,10 @@ func (p arithmeticProblem) workedColumns() string {
 	fmt.Fprintf(&sb, "answer: %d", p.result())
 	return sb.String()
 }
+
+// letter returns the letter that stands for the digit d (0 to 9) in the
+// letters variant of the columns format: a for 0 through j for 9.
+func letter(d int) byte { return byte('a' + d) }
 
 // parseArithmeticOps parses a comma-separated list of add, sub and mul.
 func parseArithmeticOps(s string) ([]byte, error) {

@@ -207,6 +207,10 @@ func TestWorkedColumnsGolden(t *testing.T) {
 			"45-16 5-6-0 19 900\n04-01 4-1-1 02 290\n00-00 0-0-0 00 029\nanswer: 29"},
 		{arithmeticProblem{a: 912, b: 7, op: '*', digits: 3, columns: true},
 			"912*7 2*7+0 14 4000\n091*7 1*7+1 08 8400\n009*7 9*7+0 63 3840\n000*7 0*7+6 06 6384\nanswer: 6384"},
+		{arithmeticProblem{a: 347, b: 589, op: '+', digits: 3, columns: true, letters: true},
+			"347+589:h+j+a 16 6000\n034+058:e+i+b 13 3600\n003+005:d+f+b 09 9360\n000+000:a+a+a 00 0936\nanswer: 936"},
+		{arithmeticProblem{a: 912, b: 7, op: '*', digits: 3, columns: true, letters: true},
+			"912*7:c*h+a 14 4000\n091*7:b*h+b 08 8400\n009*7:j*h+a 63 3840\n000*7:a*h+g 06 6384\nanswer: 6384"},
 	} {
 		if got := tc.p.worked(); got != tc.want {
 			t.Errorf("%s: got\n%s\nwant\n%s", tc.p.question(), got, tc.want)
@@ -222,7 +226,7 @@ func TestWorkedColumnsGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, p := range train {
-			p.columns = true
+			p.columns, p.letters = true, digits%2 == 0
 			lines := strings.Split(p.worked(), "\n")
 			for _, l := range lines[1 : digits+1] {
 				if len(l) != len(lines[0]) {

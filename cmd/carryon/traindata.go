@@ -51,7 +51,7 @@ training set, go to a second file for "carryon train eval".`,
 	f.IntVar(&o.testN, "test-n", 200, "arithmetic: held-out problems to write to --test-out")
 	f.IntVar(&o.digits, "digits", 3, "arithmetic: digits of each operand (the multiplier of mul has one)")
 	f.StringVar(&o.ops, "ops", "add,sub", "arithmetic: operations, a comma-separated list of add, sub and mul")
-	f.StringVar(&o.worked, "worked", "shifted", "arithmetic: worked format, shifted (operands shifted per column) or columns (also each column's digits and carry before its two-digit result)")
+	f.StringVar(&o.worked, "worked", "shifted", "arithmetic: worked format, shifted (operands shifted per column), columns (also each column's digits and carry before its two-digit result) or letters (columns, with those digits written as the letters a-j)")
 	_ = cmd.MarkFlagRequired("out")
 	return cmd
 }
@@ -88,8 +88,15 @@ func runGenData(o genDataOptions, formatSet bool) error {
 			for i := range test {
 				test[i].columns = true
 			}
+		case "letters":
+			for i := range train {
+				train[i].columns, train[i].letters = true, true
+			}
+			for i := range test {
+				test[i].columns, test[i].letters = true, true
+			}
 		default:
-			return fmt.Errorf("gen-data: --worked %q: want shifted or columns", o.worked)
+			return fmt.Errorf("gen-data: --worked %q: want shifted, columns or letters", o.worked)
 		}
 		if err := writeDataFile(o.out, func(w io.Writer) error { return writeArithmetic(w, train) }); err != nil {
 			return err
