@@ -405,7 +405,15 @@ func (t *Trainer) Run(ctx context.Context, train []Example, report func(StepRepo
 			}
 		}
 	}
+	t.releaseBuffers()
 	return nil
+}
+
+// releaseBuffers drops the step's gradient buffers once the run's steps are
+// taken, so that what follows (evaluation, Head, saving) does not hold them;
+// a later Step allocates them again.
+func (t *Trainer) releaseBuffers() {
+	t.acc, t.spare = nil, nil
 }
 
 // Eval returns the mean loss over the scored tokens of examples with the
@@ -453,11 +461,21 @@ func (t *Trainer) Head() (*Head, error) {
 
 // SaveCheckpoint writes everything a resumed run needs (weights in float32,
 // α, the optimizer's moments and step, the configuration) to one
-// safetensors file, atomically.
+// safetensors file, atomically. The file is encoded as it is written, and
+// the gradient buffers of the steps are released first (and collected), so
+// saving needs no more memory than a step.
 func (t *Trainer) SaveCheckpoint(path string) error {
 	cfgJSON, err := json.Marshal(t.cfg)
 	if err != nil {
 		return fmt.Errorf("save checkpoint: %w", err)
+	}
+	// The optimizer hands out a copy of its moments. The step's gradient
+	// buffers are idle between steps: drop them (the next step allocates
+	// them again) and collect them first, so that the copy takes their
+	// place instead of adding to the trainer's peak memory.
+	if t.acc != nil {
+		t.releaseBuffers()
+		runtime.GC()
 	}
 	st := t.opt.State()
 	w := safetensors.NewWriter()
@@ -465,9 +483,11 @@ func (t *Trainer) SaveCheckpoint(path string) error {
 		"format": "carryon-train", "step": strconv.Itoa(t.step), "adam_step": strconv.Itoa(st.Step),
 		"config": string(cfgJSON),
 	}
+	// The tensors are encoded as they are written, so saving holds no
+	// copy of the weights or moments.
 	add := func(name string, shape []int, v []float32) {
 		if err == nil {
-			err = w.AddFloat32(name, safetensors.F32, shape, v)
+			err = w.AddFloat32Ref(name, shape, v)
 		}
 	}
 	for i, p := range t.net.p {

@@ -247,10 +247,24 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 	if err := resumed.Run(ctx, ex, nil); err != nil {
 		t.Fatal(err)
 	}
+	// A run that saves a checkpoint after every step (which releases the
+	// gradient buffers between steps) ends with the same weights too.
+	saving, err := NewTrainer(smallHead(t, base, 1), m, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = saving.Run(ctx, ex, func(StepReport) error { return saving.SaveCheckpoint(ckpt + ".every") })
+	if err != nil {
+		t.Fatal(err)
+	}
 	a, _ := full.Head()
 	b, _ := resumed.Head()
+	c, _ := saving.Head()
 	if a.Version() != b.Version() {
 		t.Fatal("resumed run ends with other weights than the uninterrupted run")
+	}
+	if a.Version() != c.Version() {
+		t.Fatal("a run saving checkpoints ends with other weights than one that does not")
 	}
 	other := smallHead(t, base, 1)
 	other.cfg.Width = 16
@@ -282,11 +296,17 @@ func TestStepSameForAnyWorkers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := tr.Run(ctx, ex, nil); err != nil {
+		err = tr.Run(ctx, ex, func(StepReport) error {
+			if len(tr.spare) > workers || cap(tr.spare) != workers {
+				t.Errorf("%d workers: %d spare gradient buffers (room for %d)", workers, len(tr.spare), cap(tr.spare))
+			}
+			return nil
+		})
+		if err != nil {
 			t.Fatal(err)
 		}
-		if len(tr.spare) > workers || cap(tr.spare) != workers {
-			t.Errorf("%d workers: %d spare gradient buffers (room for %d)", workers, len(tr.spare), cap(tr.spare))
+		if tr.acc != nil || tr.spare != nil {
+			t.Errorf("%d workers: the gradient buffers are kept after the run", workers)
 		}
 		h, err := tr.Head()
 		if err != nil {

@@ -299,6 +299,10 @@ type Writer struct {
 	Metadata map[string]string
 	tensors  []Tensor
 	names    map[string]bool
+	// values holds, at a tensor's index, the float32 values that WriteTo
+	// encodes as it writes the tensor (AddFloat32Ref); nil for tensors
+	// whose bytes are held in Data.
+	values [][]float32
 }
 
 // NewWriter returns an empty Writer.
@@ -331,7 +335,44 @@ func (w *Writer) Add(name string, dtype DType, shape []int, data []byte) error {
 	}
 	w.names[name] = true
 	w.tensors = append(w.tensors, Tensor{Name: name, DType: dtype, Shape: append([]int(nil), shape...), Data: data})
+	w.values = append(w.values, nil)
 	return nil
+}
+
+// AddFloat32Ref appends a tensor of float32 values stored as F32 without
+// copying them: WriteTo encodes them a chunk at a time as it writes, so a
+// large file is never held in memory. The values must hold exactly the
+// elements that shape calls for and must not change until the file is
+// written. The bytes written are those AddFloat32 with F32 would write.
+func (w *Writer) AddFloat32Ref(name string, shape []int, values []float32) error {
+	n := 1
+	for _, d := range shape {
+		if d < 0 {
+			return fmt.Errorf("safetensors: add tensor %q: negative dimension in shape %v", name, shape)
+		}
+		n *= d
+	}
+	if n != len(values) {
+		return fmt.Errorf("safetensors: add tensor %q: shape %v needs %d values, got %d", name, shape, n, len(values))
+	}
+	if name == "" || name == "__metadata__" {
+		return fmt.Errorf("safetensors: add tensor: invalid name %q", name)
+	}
+	if w.names[name] {
+		return fmt.Errorf("safetensors: add tensor %q: name already used", name)
+	}
+	w.names[name] = true
+	w.tensors = append(w.tensors, Tensor{Name: name, DType: F32, Shape: append([]int(nil), shape...)})
+	w.values = append(w.values, values)
+	return nil
+}
+
+// size returns the number of data bytes of tensor i.
+func (w *Writer) size(i int) uint64 {
+	if v := w.values[i]; v != nil {
+		return 4 * uint64(len(v))
+	}
+	return uint64(len(w.tensors[i].Data))
 }
 
 // AddFloat32 appends a tensor holding values, stored as dtype (F32, F16 or
@@ -361,12 +402,12 @@ func (w *Writer) WriteTo(out io.Writer) (int64, error) {
 		header["__metadata__"] = w.Metadata
 	}
 	var off uint64
-	for _, t := range w.tensors {
+	for i, t := range w.tensors {
 		shape := t.Shape
 		if shape == nil {
 			shape = []int{}
 		}
-		end := off + uint64(len(t.Data))
+		end := off + w.size(i)
 		header[t.Name] = headerEntry{DType: t.DType, Shape: toInt64(shape), DataOffsets: []uint64{off, end}}
 		off = end
 	}
@@ -381,23 +422,46 @@ func (w *Writer) WriteTo(out io.Writer) (int64, error) {
 	var total int64
 	var lenBuf [8]byte
 	binary.LittleEndian.PutUint64(lenBuf[:], uint64(len(js)))
-	for _, b := range append([][]byte{lenBuf[:], js}, tensorData(w.tensors)...) {
+	write := func(b []byte) error {
 		n, err := out.Write(b)
 		total += int64(n)
 		if err != nil {
-			return total, fmt.Errorf("safetensors: write: %w", err)
+			return fmt.Errorf("safetensors: write: %w", err)
+		}
+		return nil
+	}
+	if err := write(lenBuf[:]); err != nil {
+		return total, err
+	}
+	if err := write(js); err != nil {
+		return total, err
+	}
+	var chunk []byte
+	for i, t := range w.tensors {
+		v := w.values[i]
+		if v == nil {
+			if err := write(t.Data); err != nil {
+				return total, err
+			}
+			continue
+		}
+		if chunk == nil {
+			chunk = make([]byte, 4*writeChunk)
+		}
+		for len(v) > 0 {
+			k := min(len(v), writeChunk)
+			ggml.F32RowToBytes(v[:k], chunk[:4*k])
+			if err := write(chunk[:4*k]); err != nil {
+				return total, err
+			}
+			v = v[k:]
 		}
 	}
 	return total, nil
 }
 
-func tensorData(ts []Tensor) [][]byte {
-	out := make([][]byte, len(ts))
-	for i, t := range ts {
-		out[i] = t.Data
-	}
-	return out
-}
+// writeChunk is the number of float32 values WriteTo encodes at a time.
+const writeChunk = 1 << 16
 
 func toInt64(s []int) []int64 {
 	out := make([]int64, len(s))

@@ -208,3 +208,64 @@ func FuzzSafetensors(f *testing.F) {
 		}
 	})
 }
+
+// TestAddFloat32Ref checks that tensors encoded while the file is written
+// (several chunks long, mixed with tensors held as bytes) give the same
+// file as AddFloat32 with F32, and that bad shapes and names are refused.
+func TestAddFloat32Ref(t *testing.T) {
+	big := make([]float32, 2*writeChunk+7)
+	for i := range big {
+		big[i] = float32(i)*0.5 - 3
+	}
+	small := []float32{1, -2, float32(math.Inf(-1))}
+	copied, streamed := NewWriter(), NewWriter()
+	for _, w := range []*Writer{copied, streamed} {
+		w.Metadata = map[string]string{"step": "3"}
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(copied.AddFloat32("big", F32, []int{len(big)}, big))
+	must(copied.AddFloat32("half", F16, []int{3}, small))
+	must(copied.AddFloat32("small", F32, []int{1, 3}, small))
+	must(streamed.AddFloat32Ref("big", []int{len(big)}, big))
+	must(streamed.AddFloat32("half", F16, []int{3}, small))
+	must(streamed.AddFloat32Ref("small", []int{1, 3}, small))
+	var a, b bytes.Buffer
+	if _, err := copied.WriteTo(&a); err != nil {
+		t.Fatal(err)
+	}
+	n, err := streamed.WriteTo(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != int64(b.Len()) || !bytes.Equal(a.Bytes(), b.Bytes()) {
+		t.Fatalf("streamed file (%d bytes, %d reported) differs from the copied one (%d bytes)", b.Len(), n, a.Len())
+	}
+	f, err := Parse(b.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn, _ := f.Tensor("big")
+	got, err := tn.Float32s()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range big {
+		if got[i] != big[i] {
+			t.Fatalf("big[%d] = %v, want %v", i, got[i], big[i])
+		}
+	}
+	if err := streamed.AddFloat32Ref("bad", []int{2, 2}, small); err == nil {
+		t.Error("a shape that does not match the values was accepted")
+	}
+	if err := streamed.AddFloat32Ref("small", []int{3}, small); err == nil {
+		t.Error("a repeated name was accepted")
+	}
+	if err := streamed.AddFloat32Ref("neg", []int{-3}, small); err == nil {
+		t.Error("a negative dimension was accepted")
+	}
+}
