@@ -36,8 +36,9 @@ carry (or borrow) of each column, and ends with "answer: N". --digits sets the
 operands' width, --ops the operations (add, sub, mul: a number times one
 digit). --worked columns also restates each column's two digits and carry
 right before its two-digit result; --worked letters writes those as the
-letters a-j, which small bases keep apart better than digits. With --test-out, --test-n further problems, none of them in the
-training set, go to a second file for "carryon train eval".`,
+letters a-j, which small bases keep apart better than digits. With
+--test-out, --test-n further problems, none of them in the training set, go
+to a second file for "carryon train eval".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runGenData(o, cmd.Flags().Changed("format"))
