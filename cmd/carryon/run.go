@@ -156,57 +156,18 @@ func runGenerate(ctx context.Context, stdout, stderr io.Writer, o runOptions) er
 		res.Logits = append([]float32(nil), out.RowLogits(len(prompt)-1)...)
 	}
 
-	history := append([]int32(nil), prompt...)
-	logits := out.RowLogits(len(prompt) - 1)
-	dec := tok.NewStreamDecoder(false)
-	var text []byte
-	emit := func(s string) {
-		if o.json {
-			text = append(text, s...)
-		} else if s != "" {
-			io.WriteString(stdout, s)
-		}
-	}
-	t1 := time.Now()
-	for len(res.Tokens) < o.n {
-		id, err := sampler.Sample(logits, history)
-		if err != nil {
-			return err
-		}
-		if tok.IsEOG(id) {
-			break
-		}
-		res.Tokens = append(res.Tokens, id)
-		history = append(history, id)
-		emit(dec.Add(id))
-		if len(res.Tokens) == o.n || cache.Len(seq) >= seqCtx {
-			break
+	step := func(id int32) ([]float32, bool, error) {
+		if cache.Len(seq) >= seqCtx {
+			return nil, true, nil
 		}
 		batch.Clear()
 		batch.Add(id, seq, cache.Len(seq), true, false)
 		if err := model.Forward(ctx, cache, &batch, &out); err != nil {
-			return err
+			return nil, false, err
 		}
-		logits = out.RowLogits(0)
+		return out.RowLogits(0), false, nil
 	}
-	emit(dec.Flush())
-	decode := time.Since(t1)
-
-	if o.json {
-		res.Text = string(text)
-		enc := json.NewEncoder(stdout)
-		if err := enc.Encode(res); err != nil {
-			return err
-		}
-	} else {
-		fmt.Fprintln(stdout)
-	}
-	if o.stats {
-		fmt.Fprintf(stderr, "load %v; prompt %d tokens in %v (%.1f tok/s); generated %d tokens in %v (%.1f tok/s)\n",
-			loaded.Round(time.Millisecond), len(prompt), prefill.Round(time.Microsecond), float64(len(prompt))/prefill.Seconds(),
-			len(res.Tokens), decode.Round(time.Microsecond), float64(len(res.Tokens))/decode.Seconds())
-	}
-	return nil
+	return decode(stdout, stderr, o, tok, sampler, &res, out.RowLogits(len(prompt)-1), step, loaded, prefill)
 }
 
 // runGenerateWithHead is runGenerate for a base model with a carry-on head:
@@ -258,7 +219,24 @@ func runGenerateWithHead(ctx context.Context, stdout, stderr io.Writer, o runOpt
 	if o.json {
 		res.Logits = append([]float32(nil), logits...)
 	}
-	history := append([]int32(nil), prompt...)
+	step := func(id int32) ([]float32, bool, error) {
+		if s.Len() >= seqCtx {
+			return nil, true, nil
+		}
+		logits, err := s.Feed(ctx, []int32{id})
+		return logits, false, err
+	}
+	return decode(stdout, stderr, o, tok, sampler, &res, logits, step, loaded, prefill)
+}
+
+// decode samples up to o.n tokens after the prompt, starting from the
+// prompt's last logits; step feeds a sampled token and returns the next
+// logits, or full when the sequence's context has no room for it. It
+// prints the text as it comes (or res as JSON at the end with --json) and
+// the timings with --stats.
+func decode(stdout, stderr io.Writer, o runOptions, tok *tokenizer.Tokenizer, sampler *sample.Sampler, res *runResult,
+	logits []float32, step func(id int32) (next []float32, full bool, err error), loaded, prefill time.Duration) error {
+	history := append([]int32(nil), res.PromptTokens...)
 	dec := tok.NewStreamDecoder(false)
 	var text []byte
 	emit := func(t string) {
@@ -280,15 +258,20 @@ func runGenerateWithHead(ctx context.Context, stdout, stderr io.Writer, o runOpt
 		res.Tokens = append(res.Tokens, id)
 		history = append(history, id)
 		emit(dec.Add(id))
-		if len(res.Tokens) == o.n || s.Len() >= seqCtx {
+		if len(res.Tokens) == o.n {
 			break
 		}
-		if logits, err = s.Feed(ctx, []int32{id}); err != nil {
+		next, full, err := step(id)
+		if err != nil {
 			return err
 		}
+		if full {
+			break
+		}
+		logits = next
 	}
 	emit(dec.Flush())
-	decode := time.Since(t1)
+	elapsed := time.Since(t1)
 	if o.json {
 		res.Text = string(text)
 		if err := json.NewEncoder(stdout).Encode(res); err != nil {
@@ -299,8 +282,8 @@ func runGenerateWithHead(ctx context.Context, stdout, stderr io.Writer, o runOpt
 	}
 	if o.stats {
 		fmt.Fprintf(stderr, "load %v; prompt %d tokens in %v (%.1f tok/s); generated %d tokens in %v (%.1f tok/s)\n",
-			loaded.Round(time.Millisecond), len(prompt), prefill.Round(time.Microsecond), float64(len(prompt))/prefill.Seconds(),
-			len(res.Tokens), decode.Round(time.Microsecond), float64(len(res.Tokens))/decode.Seconds())
+			loaded.Round(time.Millisecond), len(res.PromptTokens), prefill.Round(time.Microsecond), float64(len(res.PromptTokens))/prefill.Seconds(),
+			len(res.Tokens), elapsed.Round(time.Microsecond), float64(len(res.Tokens))/elapsed.Seconds())
 	}
 	return nil
 }
