@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,8 +9,6 @@ import (
 	"time"
 
 	"github.com/carryon/carryon/models/testenv"
-	"github.com/carryon/carryon/server"
-	"github.com/carryon/carryon/server/config"
 )
 
 // startTuningServer serves stories260K (as "stories260k") with the
@@ -19,40 +16,13 @@ import (
 // returns the server's base URL.
 func startTuningServer(t *testing.T) string {
 	t.Helper()
-	model := testenv.Path(t, "stories260K.gguf")
+	testenv.Path(t, "stories260K.gguf") // skips before the plugin build when the model is missing
 	plugins := t.TempDir()
 	build := exec.Command("go", "build", "-o", filepath.Join(plugins, "carryon"), "github.com/carryon/carryon/plugins/carryon")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build the carryon plugin: %v\n%s", err, out)
 	}
-	cfg := config.Default()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
-	cfg.OllamaDir = ""
-	cfg.Threads = 1
-	cfg.PluginsDir = plugins
-	cfg.Models = []string{"stories260k=" + model}
-	s, err := server.New(cfg, server.Options{Version: "e2e"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return "http://" + ln.Addr().String()
+	return serveStories(t, plugins)
 }
 
 // TestOpenAINodeSDKFineTuning runs openai_finetune.mjs, which uploads

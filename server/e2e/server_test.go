@@ -18,11 +18,20 @@ import (
 // until the test ends, and returns its base URL.
 func startServer(t *testing.T) string {
 	t.Helper()
+	return serveStories(t, "")
+}
+
+// serveStories serves stories260K (as "stories260k") with the plugins of
+// pluginsDir ("" for none) on a random port until the test ends, and
+// returns its base URL.
+func serveStories(t *testing.T, pluginsDir string) string {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.OllamaDir = ""
 	cfg.Threads = 1
+	cfg.PluginsDir = pluginsDir
 	cfg.Models = []string{"stories260k=" + testenv.Path(t, "stories260K.gguf")}
 	s, err := server.New(cfg, server.Options{Version: "e2e"})
 	if err != nil {
