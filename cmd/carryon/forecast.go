@@ -43,6 +43,8 @@ type forecastOptions struct {
 	json        bool
 	threads     int
 	independent bool
+	raw         bool
+	seasonal    bool
 }
 
 func newForecastCommand() *cobra.Command {
@@ -60,7 +62,11 @@ and its quantile band into a PNG file.
 The columns are one multivariate input whose channels attend to each other; with
 --independent each column is forecast on its own. --model is the embedded model
 (gtt-small, the default), a model directory or weights file, or the name of a model
-fine-tuned by the server (DATA_DIR/forecasters/NAME).`,
+fine-tuned by the server (DATA_DIR/forecasters/NAME).
+
+As the server does, columns whose history behaves as a random walk get their last
+value as the forecast (gtt.Guard; --raw turns this off); --seasonal also mixes the
+seasonal-naive forecast into the model's, weighted by backtest errors.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			q, err := parseLevels(quantiles)
@@ -84,6 +90,8 @@ fine-tuned by the server (DATA_DIR/forecasters/NAME).`,
 	f.BoolVar(&o.json, "json", false, "print JSON instead of a table")
 	f.IntVar(&o.threads, "threads", runtime.NumCPU(), "compute threads")
 	f.BoolVar(&o.independent, "independent", false, "forecast each column on its own instead of as one multivariate input")
+	f.BoolVar(&o.raw, "raw", false, "the network's forecast alone, without the random-walk guard")
+	f.BoolVar(&o.seasonal, "seasonal", false, "mix in the seasonal-naive forecast by backtest errors")
 	_ = cmd.MarkFlagRequired("csv")
 	return cmd
 }
@@ -191,6 +199,12 @@ func runForecast(ctx context.Context, out io.Writer, o forecastOptions) error {
 		}
 	} else {
 		inputs = []gtt.Input{{Series: series, Timestamps: f.Times}}
+	}
+	switch {
+	case o.raw && o.seasonal:
+		return errors.New("forecast: --seasonal is part of the guard; it cannot go with --raw")
+	case !o.raw:
+		p = gtt.Guard{Predictor: p, Seasonal: o.seasonal}
 	}
 	preds, err := gtt.Quantiles(ctx, p, inputs, o.horizon, o.quantiles)
 	if err != nil {

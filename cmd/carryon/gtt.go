@@ -345,6 +345,8 @@ type evalOptions struct {
 	timeFeatures bool
 	on           string
 	ensemble     string
+	raw          bool
+	seasonal     bool
 }
 
 func newGTTEvalCommand() *cobra.Command {
@@ -380,6 +382,8 @@ autocorrelation, and is printed).`,
 	f.BoolVar(&o.timeFeatures, "time-features", true, "give the model the timestamps (calendar channels) when the file has a date column")
 	f.StringVar(&o.on, "on", "test", "rows to score: test, or val (the validation rows, for choosing a recipe without reading the test rows)")
 	f.StringVar(&o.ensemble, "ensemble", "", "comma-separated history lengths whose forecasts are averaged (empty: one forecast from --context)")
+	f.BoolVar(&o.raw, "raw", false, "score the network alone, without the random-walk guard (gtt.Guard)")
+	f.BoolVar(&o.seasonal, "seasonal", false, "mix the seasonal-naive forecast into the model's by backtest errors (gtt.Guard.Seasonal)")
 	cmd.MarkFlagRequired("csv")
 	return cmd
 }
@@ -464,7 +468,13 @@ func runGTTEval(ctx context.Context, out, logw io.Writer, o evalOptions) error {
 			lengths = append(lengths, n)
 		}
 	}
-	fc := modelForecaster{gtt.ContextEnsemble{Predictor: m, Lengths: lengths}}
+	var p gtt.Predictor = gtt.ContextEnsemble{Predictor: m, Lengths: lengths}
+	if !o.raw {
+		p = gtt.Guard{Predictor: p, Seasonal: o.seasonal}
+	} else if o.seasonal {
+		return errors.New("gtt eval: --seasonal is part of the guard; it cannot go with --raw")
+	}
+	fc := modelForecaster{p}
 	began := time.Now()
 	lastDraw := time.Time{}
 	res, err := tsdata.Evaluate(ctx, f, fc, tsdata.EvalConfig{

@@ -46,7 +46,7 @@ const (
 	// decimals; the test rows were not read. Recompute it with
 	//
 	//	GOMAXPROCS=1 go test ./models/gtt/ -run BandSpreadCalibration -v
-	BandSpread = 1.07
+	BandSpread = 1.05
 	// minNormalResiduals is the number of backtest residuals below which
 	// the standardized residual distribution is taken to be normal instead
 	// of empirical.

@@ -139,7 +139,8 @@ func (f *forecasters) Unload(_ context.Context, id string) error {
 }
 
 // Forecast predicts every item of req in one batched pass per rollout step,
-// with the requested quantiles (see gtt.Quantiles).
+// guarded against drift on random walks (gtt.Guard), with the requested
+// quantiles (see gtt.Quantiles).
 func (f *forecasters) Forecast(ctx context.Context, req sdk.ForecastRequest) (sdk.Forecast, error) {
 	f.mu.RLock()
 	m, ok := f.models[req.Model]
@@ -152,7 +153,7 @@ func (f *forecasters) Forecast(ctx context.Context, req sdk.ForecastRequest) (sd
 	for i, it := range items {
 		inputs[i] = gtt.Input{Series: it.Series, Timestamps: it.Timestamps, Known: it.Known}
 	}
-	preds, err := gtt.Quantiles(ctx, m.p, inputs, req.Horizon, req.Quantiles)
+	preds, err := gtt.Quantiles(ctx, gtt.Guard{Predictor: m.p}, inputs, req.Horizon, req.Quantiles)
 	if err != nil {
 		if errors.Is(err, gtt.ErrInvalid) {
 			return sdk.Forecast{}, fmt.Errorf("forecast with %s: %w: %v", req.Model, sdk.ErrInvalid, err)

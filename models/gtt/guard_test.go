@@ -1,0 +1,173 @@
+package gtt
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+func randomWalkSeries(n int, seed uint64) []float32 {
+	r := rand.New(rand.NewPCG(seed, 7))
+	s := make([]float32, n)
+	v := 100.0
+	for i := range s {
+		v += r.NormFloat64()
+		s[i] = float32(v)
+	}
+	return s
+}
+
+// TestRandomWalkTest checks the variance-ratio test on series whose nature
+// is known: random walks pass it, with or without noise on top (most of
+// them: the test rejects a true random walk at some scale now and then),
+// while white noise, an AR(1) process, a season with noise and a smooth
+// trend fail it.
+func TestRandomWalkTest(t *testing.T) {
+	passed, noisy := 0, 0
+	for seed := range uint64(40) {
+		s := randomWalkSeries(1024, seed)
+		if randomWalk(s, RandomWalkZ) {
+			passed++
+		}
+		// The same walk observed with noise the size of its step.
+		r := rand.New(rand.NewPCG(seed, 9))
+		for i := range s {
+			s[i] += float32(r.NormFloat64())
+		}
+		if randomWalk(s, RandomWalkZ) {
+			noisy++
+		}
+	}
+	if passed < 28 || noisy < 28 {
+		t.Errorf("%d of 40 random walks and %d of 40 noisy ones pass as random walks, want at least 28 of each", passed, noisy)
+	}
+	r := rand.New(rand.NewPCG(3, 3))
+	noise := make([]float32, 1024)
+	ar := make([]float32, 1024)
+	seasonal := make([]float32, 1024)
+	smooth := make([]float32, 1024)
+	x := 0.0
+	for i := range noise {
+		noise[i] = float32(r.NormFloat64())
+		x = 0.9*x + r.NormFloat64()
+		ar[i] = float32(x)
+		seasonal[i] = float32(5*math.Sin(2*math.Pi*float64(i)/24) + r.NormFloat64())
+		smooth[i] = float32(0.01*float64(i)*float64(i)/1024 + math.Sin(float64(i)/50))
+	}
+	for name, s := range map[string][]float32{"white noise": noise, "AR(1) 0.9": ar, "season of 24": seasonal, "smooth trend": smooth} {
+		if randomWalk(s, RandomWalkZ) {
+			t.Errorf("%s passes as a random walk", name)
+		}
+	}
+	if randomWalk(randomWalkSeries(200, 1), RandomWalkZ) {
+		t.Error("a 200-step history is judged; under 256 changes it should not be")
+	}
+	// Missing values are skipped, not taken as changes.
+	seed := uint64(0)
+	for !randomWalk(randomWalkSeries(1024, seed), RandomWalkZ) {
+		seed++
+	}
+	gappy := randomWalkSeries(1024, seed)
+	for i := 100; i < 1024; i += 37 {
+		gappy[i] = float32(math.NaN())
+	}
+	if !randomWalk(gappy, RandomWalkZ) {
+		t.Error("a random walk with missing values fails the test")
+	}
+}
+
+// TestGuardForecasts checks that a random-walk channel gets its last value
+// while the other channels of the same input keep the network's forecast,
+// with timestamps and known covariates passed through.
+func TestGuardForecasts(t *testing.T) {
+	m := testModel(t)
+	ctx := context.Background()
+	const n, h = 1024, 100
+	var walk []float32
+	for seed := uint64(0); ; seed++ {
+		if walk = randomWalkSeries(n, seed); randomWalk(walk[n-m.Config().Context:], RandomWalkZ) {
+			break
+		}
+	}
+	season := sineSeries(n, 24, 0, 3, 1)
+	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	ts := make([]time.Time, n)
+	for i := range ts {
+		ts[i] = t0.Add(time.Duration(i) * time.Hour)
+	}
+	in := Input{Series: [][]float32{walk, season}, Timestamps: ts, Known: [][]float32{sineSeries(n+h, 12, 0, 0, 1)}}
+	got, choices, err := Guard{Predictor: m}.Forecast(ctx, []Input{in}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := m.ForecastBatch(ctx, []Input{in}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !choices[0][0].RandomWalk || choices[0][1].RandomWalk {
+		t.Fatalf("choices %+v, want the walk (only) judged a random walk", choices[0])
+	}
+	for k := range h {
+		if got[0][0][k] != walk[n-1] {
+			t.Fatalf("random walk step %d: %g, want the last value %g", k, got[0][0][k], walk[n-1])
+		}
+		if got[0][1][k] != raw[0][1][k] {
+			t.Fatalf("seasonal channel step %d: %g, want the network's %g", k, got[0][1][k], raw[0][1][k])
+		}
+	}
+	// Quantiles run through the guard like any predictor.
+	preds, err := Quantiles(ctx, Guard{Predictor: m}, []Input{in}, h, []float64{0.1, 0.9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if preds[0].Mean[0][h-1] != walk[n-1] || !(preds[0].Quantiles[0][0][h-1] < walk[n-1] && walk[n-1] < preds[0].Quantiles[1][0][h-1]) {
+		t.Errorf("random-walk quantiles %g..%g around %g", preds[0].Quantiles[0][0][h-1], preds[0].Quantiles[1][0][h-1], preds[0].Mean[0][h-1])
+	}
+}
+
+// TestGuardSeasonalMix checks the seasonal mix: on a noiseless season the
+// seasonal naive is exact, so it takes nearly all the weight and the
+// forecast continues the season; without a season nothing changes.
+func TestGuardSeasonalMix(t *testing.T) {
+	m := testModel(t)
+	ctx := context.Background()
+	const n, h = 600, 80
+	saw := make([]float32, n+h)
+	for i := range saw {
+		saw[i] = float32(i%12) + 5
+	}
+	in := Input{Series: [][]float32{saw[:n]}}
+	got, choices, err := Guard{Predictor: m, Seasonal: true}.Forecast(ctx, []Input{in}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := choices[0][0]
+	if c.Season != 12 || c.SeasonalWeight < 0.99 || c.SeasonalWeight > 1 {
+		t.Fatalf("choice %+v, want season 12 with a weight near 1", c)
+	}
+	for k := range h {
+		if d := math.Abs(float64(got[0][0][k] - saw[n+k])); d > 0.1 {
+			t.Fatalf("step %d: %g, want the season's %g", k, got[0][0][k], saw[n+k])
+		}
+	}
+
+	r := rand.New(rand.NewPCG(5, 5))
+	noise := make([]float32, n)
+	for i := range noise {
+		noise[i] = float32(r.NormFloat64())
+	}
+	flat := Input{Series: [][]float32{noise}}
+	plain, err := m.ForecastBatch(ctx, []Input{flat}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, choices, err = Guard{Predictor: m, Seasonal: true}.Forecast(ctx, []Input{flat}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if choices[0][0].Season != 0 || got[0][0][h-1] != plain[0][0][h-1] {
+		t.Errorf("a series without a season: choice %+v, forecast %g, want the network's %g", choices[0][0], got[0][0][h-1], plain[0][0][h-1])
+	}
+}
