@@ -62,7 +62,27 @@ type ForecastRequest struct {
 	// none. They are answered for requests with Items (in
 	// ItemForecast.Quantiles); a request with Series gets Values only.
 	Quantiles []float64
+	// Guard says how classic baselines guard the model's forecast: one of
+	// GuardAuto (also the empty string), GuardSeasonal or GuardOff. A
+	// plugin that does not know the value, or has no such guard, refuses
+	// the request with an error wrapping ErrInvalid.
+	Guard string
 }
+
+// The values of ForecastRequest.Guard.
+const (
+	// GuardAuto gives the naive forecast (the last observed value) to
+	// channels whose history behaves as a random walk, and the model's
+	// forecast to the others. It is the default: the empty string means
+	// the same.
+	GuardAuto = "auto"
+	// GuardSeasonal is GuardAuto, and further mixes the forecast of every
+	// other channel that has a season with the seasonal-naive forecast
+	// (the last season repeated), weighted by their backtest errors.
+	GuardSeasonal = "seasonal"
+	// GuardOff uses the model's forecast alone.
+	GuardOff = "off"
+)
 
 // ForecastItem is one multivariate history of a ForecastRequest.
 type ForecastItem struct {

@@ -83,7 +83,7 @@ func (s *forecasterServer) Forecast(ctx context.Context, req *pb.ForecastRequest
 		if err != nil {
 			return nil, invalid("forecast with %q: series: %v", req.Model, err)
 		}
-		fc, err := s.impl.Forecast(ctx, ForecastRequest{Model: req.Model, Series: series, Horizon: horizon, Quantiles: req.Quantiles})
+		fc, err := s.impl.Forecast(ctx, ForecastRequest{Model: req.Model, Series: series, Horizon: horizon, Quantiles: req.Quantiles, Guard: req.Guard})
 		if err != nil {
 			return nil, toStatus(err)
 		}
@@ -126,7 +126,7 @@ func (s *forecasterServer) Forecast(ctx context.Context, req *pb.ForecastRequest
 			}
 		}
 	}
-	fc, err := s.impl.Forecast(ctx, ForecastRequest{Model: req.Model, Horizon: horizon, Items: items, Quantiles: req.Quantiles})
+	fc, err := s.impl.Forecast(ctx, ForecastRequest{Model: req.Model, Horizon: horizon, Items: items, Quantiles: req.Quantiles, Guard: req.Guard})
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -103,6 +103,7 @@ func (c *ForecasterClient) Forecast(ctx context.Context, req sdk.ForecastRequest
 		Series:    wire.PackF32Rows(channels, steps, func(i int) []float32 { return req.Series[i] }),
 		Horizon:   int64(req.Horizon),
 		Quantiles: req.Quantiles,
+		Guard:     req.Guard,
 	})
 	if err != nil {
 		return sdk.Forecast{}, c.p.callError("forecast", err)
@@ -119,7 +120,7 @@ func (c *ForecasterClient) forecastItems(ctx context.Context, req sdk.ForecastRe
 	if len(req.Series) > 0 {
 		return sdk.Forecast{}, fmt.Errorf("plugin %s: forecast: %w: both series and items given", c.p.name, sdk.ErrInvalid)
 	}
-	preq := &pb.ForecastRequest{Model: req.Model, Horizon: int64(req.Horizon), Quantiles: req.Quantiles,
+	preq := &pb.ForecastRequest{Model: req.Model, Horizon: int64(req.Horizon), Quantiles: req.Quantiles, Guard: req.Guard,
 		Items: make([]*pb.ForecastItem, len(req.Items))}
 	for i, it := range req.Items {
 		if len(it.Series) == 0 || len(it.Series[0]) == 0 {

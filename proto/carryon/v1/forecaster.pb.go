@@ -301,7 +301,14 @@ type ForecastRequest struct {
 	Items []*ForecastItem `protobuf:"bytes,4,rep,name=items,proto3" json:"items,omitempty"`
 	// Quantile levels in (0, 1) to predict besides the point forecast, in
 	// increasing order; empty for none.
-	Quantiles     []float64 `protobuf:"fixed64,5,rep,packed,name=quantiles,proto3" json:"quantiles,omitempty"`
+	Quantiles []float64 `protobuf:"fixed64,5,rep,packed,name=quantiles,proto3" json:"quantiles,omitempty"`
+	// How classic baselines guard the network's forecast: "" or "auto"
+	// (channels whose history behaves as a random walk get the naive
+	// forecast, their last value), "seasonal" (auto, and other channels with
+	// a season are mixed with the seasonal-naive forecast by inverse backtest
+	// error) or "off" (the network's forecast alone). A plugin refuses a
+	// value it does not know with INVALID_ARGUMENT.
+	Guard         string `protobuf:"bytes,6,opt,name=guard,proto3" json:"guard,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -369,6 +376,13 @@ func (x *ForecastRequest) GetQuantiles() []float64 {
 		return x.Quantiles
 	}
 	return nil
+}
+
+func (x *ForecastRequest) GetGuard() string {
+	if x != nil {
+		return x.Guard
+	}
+	return ""
 }
 
 // ForecastItem is one multivariate history: its channels attend to each
@@ -567,13 +581,14 @@ const file_carryon_v1_forecaster_proto_rawDesc = "" +
 	"\x05model\x18\x01 \x01(\v2\x1a.carryon.v1.ForecasterSpecR\x05model\")\n" +
 	"\x17UnloadForecasterRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x1a\n" +
-	"\x18UnloadForecasterResponse\"\xbb\x01\n" +
+	"\x18UnloadForecasterResponse\"\xd1\x01\n" +
 	"\x0fForecastRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12*\n" +
 	"\x06series\x18\x02 \x01(\v2\x12.carryon.v1.TensorR\x06series\x12\x18\n" +
 	"\ahorizon\x18\x03 \x01(\x03R\ahorizon\x12.\n" +
 	"\x05items\x18\x04 \x03(\v2\x18.carryon.v1.ForecastItemR\x05items\x12\x1c\n" +
-	"\tquantiles\x18\x05 \x03(\x01R\tquantiles\"\x84\x01\n" +
+	"\tquantiles\x18\x05 \x03(\x01R\tquantiles\x12\x14\n" +
+	"\x05guard\x18\x06 \x01(\tR\x05guard\"\x84\x01\n" +
 	"\fForecastItem\x12*\n" +
 	"\x06series\x18\x01 \x01(\v2\x12.carryon.v1.TensorR\x06series\x12\x1e\n" +
 	"\n" +
