@@ -139,8 +139,8 @@ func (f *forecasters) Unload(_ context.Context, id string) error {
 }
 
 // Forecast predicts every item of req in one batched pass per rollout step,
-// guarded against drift on random walks (gtt.Guard), with the requested
-// quantiles (see gtt.Quantiles).
+// guarded as req.Guard asks (see guarded), with the requested quantiles
+// (see gtt.Quantiles).
 func (f *forecasters) Forecast(ctx context.Context, req sdk.ForecastRequest) (sdk.Forecast, error) {
 	f.mu.RLock()
 	m, ok := f.models[req.Model]
@@ -148,12 +148,16 @@ func (f *forecasters) Forecast(ctx context.Context, req sdk.ForecastRequest) (sd
 	if !ok {
 		return sdk.Forecast{}, fmt.Errorf("forecast: %w %q", sdk.ErrUnknownHead, req.Model)
 	}
+	p, err := guarded(m.p, req.Guard)
+	if err != nil {
+		return sdk.Forecast{}, fmt.Errorf("forecast with %s: %w", req.Model, err)
+	}
 	items := req.AllItems()
 	inputs := make([]gtt.Input, len(items))
 	for i, it := range items {
 		inputs[i] = gtt.Input{Series: it.Series, Timestamps: it.Timestamps, Known: it.Known}
 	}
-	preds, err := gtt.Quantiles(ctx, gtt.Guard{Predictor: m.p}, inputs, req.Horizon, req.Quantiles)
+	preds, err := gtt.Quantiles(ctx, p, inputs, req.Horizon, req.Quantiles)
 	if err != nil {
 		if errors.Is(err, gtt.ErrInvalid) {
 			return sdk.Forecast{}, fmt.Errorf("forecast with %s: %w: %v", req.Model, sdk.ErrInvalid, err)
@@ -169,4 +173,21 @@ func (f *forecasters) Forecast(ctx context.Context, req sdk.ForecastRequest) (sd
 		out.Items = nil
 	}
 	return out, nil
+}
+
+// guarded returns p wrapped as guard (a sdk.ForecastRequest.Guard value)
+// asks: GuardAuto or "" guards random-walk channels with the naive
+// forecast (gtt.Guard), GuardSeasonal also mixes in the seasonal naive,
+// and GuardOff leaves p alone. Any other value is an error wrapping
+// sdk.ErrInvalid.
+func guarded(p gtt.Predictor, guard string) (gtt.Predictor, error) {
+	switch guard {
+	case "", sdk.GuardAuto:
+		return gtt.Guard{Predictor: p}, nil
+	case sdk.GuardSeasonal:
+		return gtt.Guard{Predictor: p, Seasonal: true}, nil
+	case sdk.GuardOff:
+		return p, nil
+	}
+	return nil, fmt.Errorf("%w: guard %q is none of %q, %q and %q", sdk.ErrInvalid, guard, sdk.GuardAuto, sdk.GuardSeasonal, sdk.GuardOff)
 }
