@@ -66,6 +66,7 @@ type forecastJob struct {
 	horizon   int
 	frequency string
 	quantiles []float64
+	guard     string // a sdk.ForecastRequest.Guard value; "" for auto
 	items     []forecastItem
 	steps     int // history steps over all series and channels
 }
@@ -84,6 +85,7 @@ func parseForecastRequest(body []byte) (*forecastJob, *openai.Error) {
 		Horizon   json.RawMessage `json:"horizon"`
 		Frequency json.RawMessage `json:"frequency"`
 		Quantiles json.RawMessage `json:"quantiles"`
+		Guard     json.RawMessage `json:"guard"`
 	}
 	// One pass over a well-formed body splits every series into its
 	// fields; anything else takes the field-by-field path, which names
@@ -94,10 +96,11 @@ func parseForecastRequest(body []byte) (*forecastJob, *openai.Error) {
 		Horizon   json.RawMessage `json:"horizon"`
 		Frequency json.RawMessage `json:"frequency"`
 		Quantiles json.RawMessage `json:"quantiles"`
+		Guard     json.RawMessage `json:"guard"`
 	}
 	var split []seriesFields
 	if err := json.Unmarshal(body, &fast); err == nil && len(fast.Series) > 0 {
-		raw.Model, raw.Horizon, raw.Frequency, raw.Quantiles = fast.Model, fast.Horizon, fast.Frequency, fast.Quantiles
+		raw.Model, raw.Horizon, raw.Frequency, raw.Quantiles, raw.Guard = fast.Model, fast.Horizon, fast.Frequency, fast.Quantiles, fast.Guard
 		raw.Series, split = json.RawMessage("[]"), fast.Series
 	} else if err := json.Unmarshal(body, &raw); err != nil {
 		return nil, fieldErr(openai.CodeInvalidJSON, "", "The body is not a JSON object: %v.", err)
@@ -134,6 +137,13 @@ func parseForecastRequest(body []byte) (*forecastJob, *openai.Error) {
 			return nil, e
 		}
 		job.quantiles = q
+	}
+	if !isNull(raw.Guard) {
+		g, e := parseGuard(raw.Guard)
+		if e != nil {
+			return nil, e
+		}
+		job.guard = g
 	}
 	if isNull(raw.Series) {
 		return nil, fieldErr(openai.CodeMissingParameter, "series", "series is required: a list of {\"target\": [...]} objects.")
@@ -585,6 +595,23 @@ func parseQuantiles(raw json.RawMessage) ([]float64, *openai.Error) {
 	return out, nil
 }
 
+// parseGuard decodes the guard field: "auto", "seasonal" or "off". It
+// returns the value to send to the plugin, "" for auto (the plugins'
+// default, which shares a batch with requests that leave the field out).
+func parseGuard(raw json.RawMessage) (string, *openai.Error) {
+	var g string
+	if err := json.Unmarshal(raw, &g); err != nil {
+		return "", fieldErr(openai.CodeInvalidType, "guard", "guard must be a string: \"auto\" (the default), \"seasonal\" or \"off\"; got %s.", clip(raw))
+	}
+	switch g {
+	case sdk.GuardAuto:
+		return "", nil
+	case sdk.GuardSeasonal, sdk.GuardOff:
+		return g, nil
+	}
+	return "", fieldErr(openai.CodeInvalidValue, "guard", "guard %q is not one of \"auto\" (the default), \"seasonal\" and \"off\".", g)
+}
+
 // frequency is a parsed "frequency" field: a fixed step, or calendar
 // months.
 type frequency struct {
@@ -804,14 +831,14 @@ func (reg *forecastRegistry) list() []*forecastModel {
 }
 
 // forecast runs a validated job: its series go to the plugin in one call,
-// merged with other requests' series for the same model, horizon and
-// levels that arrive while a call is running.
+// merged with other requests' series for the same model, horizon, levels
+// and guard that arrive while a call is running.
 func (reg *forecastRegistry) forecast(ctx context.Context, fm *forecastModel, job *forecastJob) ([]sdk.ItemForecast, error) {
 	items := make([]sdk.ForecastItem, len(job.items))
 	for i, it := range job.items {
 		items[i] = it.item
 	}
-	return reg.batch.forecast(ctx, fm.pp, fm.name, job.horizon, job.quantiles, items)
+	return reg.batch.forecast(ctx, fm.pp, fm.name, job.horizon, job.quantiles, job.guard, items)
 }
 
 // tune fine-tunes a base model on a tenant's series, stores it as
@@ -915,7 +942,7 @@ func (reg *forecastRegistry) remove(ctx context.Context, name string) error {
 }
 
 // forecastBatcher merges the series of concurrent requests for the same
-// model, horizon and quantile levels into one plugin call: the first
+// model, horizon, quantile levels and guard into one plugin call: the first
 // request calls at once, and those that arrive while a call runs go
 // together in the next one.
 type forecastBatcher struct {
@@ -929,6 +956,7 @@ type batchKey struct {
 	model     string
 	horizon   int
 	quantiles string
+	guard     string
 }
 
 type batchLane struct {
@@ -951,8 +979,8 @@ func newForecastBatcher() *forecastBatcher {
 }
 
 // forecast queues items and waits for their forecasts (or ctx).
-func (b *forecastBatcher) forecast(ctx context.Context, pp *pluginProc, model string, horizon int, quantiles []float64, items []sdk.ForecastItem) ([]sdk.ItemForecast, error) {
-	key := batchKey{pp: pp, model: model, horizon: horizon, quantiles: fmt.Sprint(quantiles)}
+func (b *forecastBatcher) forecast(ctx context.Context, pp *pluginProc, model string, horizon int, quantiles []float64, guard string, items []sdk.ForecastItem) ([]sdk.ItemForecast, error) {
+	key := batchKey{pp: pp, model: model, horizon: horizon, quantiles: fmt.Sprint(quantiles), guard: guard}
 	j := &batchJob{ctx: ctx, items: items, done: make(chan batchResult, 1)}
 	b.mu.Lock()
 	lane, running := b.lanes[key]
@@ -1026,7 +1054,7 @@ func (b *forecastBatcher) call(key batchKey, jobs []*batchJob, quantiles []float
 		items = append(items, j.items...)
 	}
 	b.calls.Add(1)
-	out, err := forecastCall(ctx, key.pp, key.model, key.horizon, quantiles, items)
+	out, err := forecastCall(ctx, key.pp, key.model, key.horizon, quantiles, key.guard, items)
 	if err != nil && len(jobs) > 1 && errors.Is(err, sdk.ErrInvalid) {
 		for _, j := range jobs {
 			b.call(key, []*batchJob{j}, quantiles)
@@ -1045,12 +1073,12 @@ func (b *forecastBatcher) call(key batchKey, jobs []*batchJob, quantiles []float
 }
 
 // forecastCall makes one Forecast call to the plugin's running process.
-func forecastCall(ctx context.Context, pp *pluginProc, model string, horizon int, quantiles []float64, items []sdk.ForecastItem) ([]sdk.ItemForecast, error) {
+func forecastCall(ctx context.Context, pp *pluginProc, model string, horizon int, quantiles []float64, guard string, items []sdk.ForecastItem) ([]sdk.ItemForecast, error) {
 	fc, err := pp.forecasterClient()
 	if err != nil {
 		return nil, err
 	}
-	out, err := fc.Forecast(ctx, sdk.ForecastRequest{Model: model, Horizon: horizon, Items: items, Quantiles: quantiles})
+	out, err := fc.Forecast(ctx, sdk.ForecastRequest{Model: model, Horizon: horizon, Items: items, Quantiles: quantiles, Guard: guard})
 	if err != nil {
 		return nil, err
 	}
