@@ -63,9 +63,11 @@ type ForecastRequest struct {
 	// ItemForecast.Quantiles); a request with Series gets Values only.
 	Quantiles []float64
 	// Guard says how classic baselines guard the model's forecast: one of
-	// GuardAuto (also the empty string), GuardSeasonal or GuardOff. A
-	// plugin that does not know the value, or has no such guard, refuses
-	// the request with an error wrapping ErrInvalid.
+	// GuardAuto, GuardSeasonal or GuardOff. The empty string means
+	// GuardAuto; the core sends it for requests that leave the choice to
+	// the plugin, so every plugin must accept it. A plugin that does not
+	// know a value, or has no such guard, refuses the request with an error
+	// wrapping ErrInvalid.
 	Guard string
 }
 
