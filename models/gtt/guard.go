@@ -32,10 +32,10 @@ import (
 // mean of the network's and the seasonal-naive forecast (the last season
 // repeated), each weighted by the inverse of its squared error over
 // backtests (Bates and Granger's combination): the seasonal naive's weight
-// is e_m / (e_m + e_s), e_m and e_s being the two forecasts' squared errors
-// summed over the input's channels and over backtests from up to
-// BacktestOrigins earlier origins, one patch (or the horizon, when
-// shorter) each. That costs one forecast per origin.
+// is e_m / (e_m + e_s), e_m and e_s being the channel's two forecasts'
+// squared errors summed over backtests from up to BacktestOrigins earlier
+// origins, one patch (or the horizon, when shorter) each. That costs one
+// forecast per origin.
 type Guard struct {
 	// Predictor makes the network forecasts (a Model, a Tuned model or an
 	// ensemble of them).
@@ -124,11 +124,11 @@ func (g Guard) mixSeasonal(ctx context.Context, cfg Config, inputs []Input, hori
 		if len(p.origins) == 0 {
 			continue
 		}
-		var em, es float64 // squared errors of the network and the seasonal naive
 		for c, h := range in.Series {
 			if choices[i][c].RandomWalk {
 				continue
 			}
+			var em, es float64 // squared errors of the network and the seasonal naive
 			for j, o := range p.origins {
 				naive := lastUsable(h, o)
 				for k := range p.steps {
@@ -140,15 +140,10 @@ func (g Guard) mixSeasonal(ctx context.Context, cfg Config, inputs []Input, hori
 					}
 				}
 			}
-		}
-		if em+es == 0 {
-			continue
-		}
-		w := em / (em + es)
-		for c, h := range in.Series {
-			if choices[i][c].RandomWalk {
+			if em+es == 0 {
 				continue
 			}
+			w := em / (em + es)
 			choices[i][c].Season, choices[i][c].SeasonalWeight = p.season, w
 			t := len(h)
 			naive := lastUsable(h, t)
