@@ -469,10 +469,17 @@ func runGTTEval(ctx context.Context, out, logw io.Writer, o evalOptions) error {
 		}
 	}
 	var p gtt.Predictor = gtt.ContextEnsemble{Predictor: m, Lengths: lengths}
-	if !o.raw {
-		p = gtt.Guard{Predictor: p, Seasonal: o.seasonal}
-	} else if o.seasonal {
+	switch {
+	case o.raw && o.seasonal:
 		return errors.New("gtt eval: --seasonal is part of the guard; it cannot go with --raw")
+	case o.raw:
+		name += ", network alone"
+	case o.seasonal:
+		p = gtt.Guard{Predictor: p, Seasonal: true}
+		name += ", guarded with the seasonal mix"
+	default:
+		p = gtt.Guard{Predictor: p}
+		name += ", guarded"
 	}
 	fc := modelForecaster{p}
 	began := time.Now()

@@ -8,6 +8,7 @@ import (
 	"time"
 )
 
+// randomWalkSeries returns n steps of a Gaussian random walk from 100.
 func randomWalkSeries(n int, seed uint64) []float32 {
 	r := rand.New(rand.NewPCG(seed, 7))
 	s := make([]float32, n)
