@@ -3,8 +3,6 @@ package gtt
 import (
 	"context"
 	"math"
-	"slices"
-	"time"
 
 	"github.com/carryon/carryon/models/tsdata"
 )
@@ -84,7 +82,7 @@ func (g Guard) Forecast(ctx context.Context, inputs []Input, horizon int) ([][][
 		for c, h := range in.Series {
 			if randomWalk(h[max(0, len(h)-cfg.Context):], RandomWalkZ) {
 				choices[i][c].RandomWalk = true
-				naive := float32(lastUsable(h, len(h)))
+				naive := float32(tsdata.LastObserved(h))
 				for k := range fc[i][c] {
 					fc[i][c][k] = naive
 				}
@@ -130,12 +128,12 @@ func (g Guard) mixSeasonal(ctx context.Context, cfg Config, inputs []Input, hori
 			}
 			var em, es float64 // squared errors of the network and the seasonal naive
 			for j, o := range p.origins {
-				naive := lastUsable(h, o)
+				naive := tsdata.LastObserved(h[:o])
 				for k := range p.steps {
 					if y := h[o+k]; usable(y) {
 						e := float64(y) - float64(bt[p.first+j][c][k])
 						em += e * e
-						e = float64(y) - seasonalAt(h, o, k, p.season, naive)
+						e = float64(y) - tsdata.SeasonalNaive(h, o, k, p.season, naive)
 						es += e * e
 					}
 				}
@@ -146,9 +144,9 @@ func (g Guard) mixSeasonal(ctx context.Context, cfg Config, inputs []Input, hori
 			w := em / (em + es)
 			choices[i][c].Season, choices[i][c].SeasonalWeight = p.season, w
 			t := len(h)
-			naive := lastUsable(h, t)
+			naive := tsdata.LastObserved(h)
 			for k, v := range fc[i][c] {
-				fc[i][c][k] = float32((1-w)*float64(v) + w*seasonalAt(h, t, k, p.season, naive))
+				fc[i][c][k] = float32((1-w)*float64(v) + w*tsdata.SeasonalNaive(h, t, k, p.season, naive))
 			}
 		}
 	}
@@ -200,13 +198,8 @@ func planSeason(cfg Config, in Input, steps int) seasonPlan {
 func inputSeason(in Input, context int) int {
 	t := len(in.Series[0])
 	season := 0
-	if len(in.Timestamps) >= 2 {
-		d := make([]int64, len(in.Timestamps)-1)
-		for i := range d {
-			d[i] = int64(in.Timestamps[i+1].Sub(in.Timestamps[i]))
-		}
-		slices.Sort(d)
-		season = tsdata.SeasonFromStep(time.Duration(d[len(d)/2]))
+	if step, ok := tsdata.StepOf(in.Timestamps); ok {
+		season = tsdata.SeasonFromStep(step)
 	}
 	if season == 0 {
 		n := min(t, context)
@@ -280,29 +273,4 @@ func changeVariance(h []float32, q int) float64 {
 		return 0
 	}
 	return s / float64(n)
-}
-
-// lastUsable returns the last observed value of h before step t (0 when
-// there is none).
-func lastUsable(h []float32, t int) float64 {
-	for i := t - 1; i >= 0; i-- {
-		if usable(h[i]) {
-			return float64(h[i])
-		}
-	}
-	return 0
-}
-
-// seasonalAt is the seasonal-naive forecast of step t+k from the history
-// before t: the value a whole number of seasons earlier within the last
-// season; naive without a season or where that value is missing.
-func seasonalAt(h []float32, t, k, season int, naive float64) float64 {
-	if season < 2 || t < season {
-		return naive
-	}
-	v := h[t-season+k%season]
-	if !usable(v) {
-		return naive
-	}
-	return float64(v)
 }

@@ -212,7 +212,7 @@ func Evaluate(ctx context.Context, f *Frame, fc Forecaster, cfg EvalConfig) (Eva
 					return EvalResult{}, fmt.Errorf("evaluate: forecaster returned %d steps, want %d", len(p[c]), need)
 				}
 				hist := col[max(0, w.t-cfg.Context):w.t]
-				last := lastObserved(hist)
+				last := LastObserved(hist)
 				for j, h := range hs {
 					if h > need {
 						break
@@ -229,7 +229,7 @@ func Evaluate(ctx context.Context, f *Frame, fc Forecaster, cfg EvalConfig) (Eva
 						e = last - truth
 						a.nse += e * e
 						a.nae += math.Abs(e)
-						s := seasonalValue(col, w.t, k, res.Season, last)
+						s := SeasonalNaive(col, w.t, k, res.Season, last)
 						e = s - truth
 						a.ss += e * e
 						a.sa += math.Abs(e)
@@ -263,25 +263,26 @@ func Evaluate(ctx context.Context, f *Frame, fc Forecaster, cfg EvalConfig) (Eva
 	return res, nil
 }
 
-// lastObserved returns the last non-missing value of h, or 0.
-func lastObserved(h []float32) float64 {
+// LastObserved returns the last observed value of h (missing values are
+// NaN or ±Inf), or 0 when there is none: the naive forecast.
+func LastObserved(h []float32) float64 {
 	for i := len(h) - 1; i >= 0; i-- {
-		if !math.IsNaN(float64(h[i])) {
-			return float64(h[i])
+		if v := float64(h[i]); !math.IsNaN(v) && !math.IsInf(v, 0) {
+			return v
 		}
 	}
 	return 0
 }
 
-// seasonalValue is the seasonal-naive forecast of row t+k from history
-// before row t: the value one or more whole seasons earlier, within the
-// last season before t; the naive value when that is unknown.
-func seasonalValue(col []float32, t, k, season int, naive float64) float64 {
+// SeasonalNaive is the seasonal-naive forecast of row t+k from the history
+// col[:t]: the value a whole number of seasons earlier within the last
+// season before t; naive when there is no season or that value is missing.
+func SeasonalNaive(col []float32, t, k, season int, naive float64) float64 {
 	if season < 2 || t < season {
 		return naive
 	}
 	v := float64(col[t-season+k%season])
-	if math.IsNaN(v) {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return naive
 	}
 	return v
