@@ -53,6 +53,7 @@ type pretrainOptions struct {
 	resume          string
 	valEvery        int
 	maxTime         time.Duration
+	timeBudget      time.Duration
 	rollout         float64
 	rolloutPatches  int
 }
@@ -96,6 +97,7 @@ the end (as --dtype). Interrupting saves the last weights.`,
 	f.StringVar(&o.resume, "resume", "", "continue from this checkpoint (its step count is read from its metadata)")
 	f.IntVar(&o.valEvery, "val-every", 250, "steps between validation losses (0: never)")
 	f.DurationVar(&o.maxTime, "max-time", 0, "stop and save after this long (0: no limit)")
+	f.DurationVar(&o.timeBudget, "time-budget", 0, "train for this long: the schedule ends when the time does (--steps is then only the first guess)")
 	f.Float64Var(&o.rollout, "rollout", 0, "share of samples whose last patches before the target are the model's own forecast (see docs/forecasting.md)")
 	f.IntVar(&o.rolloutPatches, "rollout-patches", 3, "most patches of such a rollout")
 	return cmd
@@ -186,13 +188,17 @@ func runGTTPretrain(ctx context.Context, logw io.Writer, o pretrainOptions) erro
 	fmt.Fprintf(logw, "model: %s, %d parameters, %d thread(s)\n", cfg, m.NumParams(), m.Threads())
 	fmt.Fprintf(logw, "mix: %s; %.0f%% of samples continue up to %d patches of the model's own forecast\n",
 		corpus.Describe(), 100*o.rollout, o.rolloutPatches)
-	fmt.Fprintf(logw, "schedule: steps %d (from %d), %d tokens/step, lr %g, warmup %d, cosine to %g, AdamW wd %g, clip %g\n",
-		o.steps, start, o.tokens, tc.LR, tc.WarmupSteps, tc.LR*tc.MinLRFrac, tc.WeightDecay, tc.ClipNorm)
+	length := strconv.Itoa(o.steps)
+	if o.timeBudget > 0 {
+		length = fmt.Sprintf("set by a time budget of %s (first guess %d)", o.timeBudget, o.steps)
+	}
+	fmt.Fprintf(logw, "schedule: steps %s (from %d), %d tokens/step, lr %g, warmup %d, cosine to %g, AdamW wd %g, clip %g\n",
+		length, start, o.tokens, tc.LR, tc.WarmupSteps, tc.LR*tc.MinLRFrac, tc.WeightDecay, tc.ClipNorm)
 
 	notes := func(st gtt.PretrainStats) map[string]string {
 		return map[string]string{
 			"step":            strconv.Itoa(st.Step),
-			"steps":           strconv.Itoa(o.steps),
+			"steps":           strconv.Itoa(st.Steps),
 			"tokens":          strconv.Itoa(st.Tokens),
 			"tokens_per_step": strconv.Itoa(o.tokens),
 			"lr":              strconv.FormatFloat(o.lr, 'g', -1, 64),
@@ -214,6 +220,7 @@ func runGTTPretrain(ctx context.Context, logw io.Writer, o pretrainOptions) erro
 	lastVal := math.NaN()
 	err = gtt.Pretrain(runCtx, m, corpus, valSamples, gtt.PretrainConfig{
 		Train: tc, Start: start, TokensPerBatch: o.tokens, Seed: o.seed, ValEvery: o.valEvery,
+		Budget: o.timeBudget,
 	}, func(st gtt.PretrainStats) error {
 		last = st
 		if !math.IsNaN(st.ValLoss) {

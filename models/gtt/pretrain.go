@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
 	"time"
 )
 
@@ -21,6 +22,11 @@ type PretrainConfig struct {
 	Seed uint64
 	// ValEvery is how often (in steps) Val is scored; 0 never.
 	ValEvery int
+	// Budget, when positive, sets the run's length by time: once a few
+	// steps show the speed, the schedule's last step is moved to where the
+	// budget runs out, so that the learning rate still decays fully.
+	// Train.Steps is then only the first guess.
+	Budget time.Duration
 }
 
 // PretrainStats reports progress after a step.
@@ -46,22 +52,24 @@ func Pretrain(ctx context.Context, m *Model, corpus *Corpus, val []Sample, pc Pr
 	if err != nil {
 		return err
 	}
-	rng := rand.New(rand.NewPCG(pc.Seed, uint64(pc.Start)))
+	steps := pc.Train.Steps
+	draw := newSampleDrawer(m, corpus, pc)
 	began := time.Now()
 	avg := math.NaN()
 	tokens := 0
 	ri := &rollInScratch{b: newBatch(m.cfg)}
-	for tr.Step() < pc.Train.Steps {
+	for tr.Step() < steps {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("pretrain at step %d: %w", tr.Step(), err)
 		}
-		var batch []Sample
-		bt := 0
-		for bt < pc.TokensPerBatch {
-			s := corpus.Sample(rng)
-			batch = append(batch, s)
-			bt += m.tokensOf(s)
+		if pc.Budget > 0 {
+			steps = budgetSteps(pc, tr.Step(), time.Since(began), steps)
+			if tr.Step() >= steps {
+				break
+			}
+			tr.SetSteps(steps)
 		}
+		batch, bt := draw()
 		m.rollIn(batch, ri)
 		loss, gn, err := tr.TrainStep(batch)
 		if err != nil {
@@ -74,11 +82,11 @@ func Pretrain(ctx context.Context, m *Model, corpus *Corpus, val []Sample, pc Pr
 			avg = 0.98*avg + 0.02*loss
 		}
 		st := PretrainStats{
-			Step: tr.Step(), Steps: pc.Train.Steps, Loss: loss, AvgLoss: avg,
+			Step: tr.Step(), Steps: steps, Loss: loss, AvgLoss: avg,
 			LR: tr.lrAt(tr.Step() - 1), GradNorm: gn, ValLoss: math.NaN(),
 			Samples: len(batch), Tokens: tokens, Elapsed: time.Since(began),
 		}
-		if len(val) > 0 && pc.ValEvery > 0 && (tr.Step()%pc.ValEvery == 0 || tr.Step() == pc.Train.Steps) {
+		if len(val) > 0 && pc.ValEvery > 0 && (tr.Step()%pc.ValEvery == 0 || tr.Step() == steps) {
 			if st.ValLoss, err = tr.evalLoss(val); err != nil {
 				return fmt.Errorf("pretrain: validation: %w", err)
 			}
@@ -90,6 +98,70 @@ func Pretrain(ctx context.Context, m *Model, corpus *Corpus, val []Sample, pc Pr
 		}
 	}
 	return nil
+}
+
+// budgetSteps returns the schedule's last step for a run with a time
+// budget that has reached step after elapsed: the first guess until 20
+// steps and 2% of the budget have passed, then the step the measured speed
+// reaches when the budget ends (step itself once it has ended).
+func budgetSteps(pc PretrainConfig, step int, elapsed time.Duration, guess int) int {
+	done := step - pc.Start
+	if done < 20 || elapsed < pc.Budget/50 {
+		return guess
+	}
+	rate := float64(done) / elapsed.Seconds()
+	left := (pc.Budget - elapsed).Seconds()
+	if left <= 0 {
+		return step
+	}
+	return step + max(1, int(rate*left))
+}
+
+// newSampleDrawer returns a function that draws one step's samples (at
+// least pc.TokensPerBatch tokens) and their token count. A model with one
+// thread draws them in order from one stream; with more, each thread draws
+// its share from a stream of its own at the same time, so the samples then
+// depend on the thread count.
+func newSampleDrawer(m *Model, corpus *Corpus, pc PretrainConfig) func() ([]Sample, int) {
+	n := m.threads
+	rngs := make([]*rand.Rand, n)
+	for i := range rngs {
+		rngs[i] = rand.New(rand.NewPCG(pc.Seed+uint64(i)*0x9e3779b97f4a7c15, uint64(pc.Start)))
+	}
+	drawN := func(rng *rand.Rand, want int) ([]Sample, int) {
+		var out []Sample
+		bt := 0
+		for bt < want {
+			s := corpus.Sample(rng)
+			out = append(out, s)
+			bt += m.tokensOf(s)
+		}
+		return out, bt
+	}
+	if n == 1 {
+		return func() ([]Sample, int) { return drawN(rngs[0], pc.TokensPerBatch) }
+	}
+	parts := make([][]Sample, n)
+	counts := make([]int, n)
+	share := (pc.TokensPerBatch + n - 1) / n
+	return func() ([]Sample, int) {
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				parts[i], counts[i] = drawN(rngs[i], share)
+			}()
+		}
+		wg.Wait()
+		var batch []Sample
+		bt := 0
+		for i := range n {
+			batch = append(batch, parts[i]...)
+			bt += counts[i]
+		}
+		return batch, bt
+	}
 }
 
 // evalLoss scores samples in chunks, without training.

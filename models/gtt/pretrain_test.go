@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 // TestRollInContinuesTheModelsForecast checks that the rollout steps of a
@@ -82,6 +83,27 @@ func TestCorpusRolloutShare(t *testing.T) {
 	for i := 0; i < 50; i++ {
 		if s := c.Sample(rng); s.Rollout != 0 {
 			t.Fatalf("rollout %d with a zero share", s.Rollout)
+		}
+	}
+}
+
+func TestBudgetSteps(t *testing.T) {
+	pc := PretrainConfig{Start: 100, Budget: 100 * time.Second}
+	cases := []struct {
+		step    int
+		elapsed time.Duration
+		want    int
+	}{
+		{110, 10 * time.Second, 5000},        // under 20 steps: the guess
+		{150, time.Second, 5000},             // under 2% of the budget: the guess
+		{150, 10 * time.Second, 600},         // 5 steps/s for 90 s more
+		{400, 99900 * time.Millisecond, 401}, // nearly out: at least one more step
+		{400, 100 * time.Second, 400},        // out: stop here
+		{400, 120 * time.Second, 400},
+	}
+	for _, c := range cases {
+		if got := budgetSteps(pc, c.step, c.elapsed, 5000); got != c.want {
+			t.Errorf("step %d after %s: last step %d, want %d", c.step, c.elapsed, got, c.want)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 )
 
 // TrainConfig sets the optimizer: AdamW with decoupled weight decay on the
@@ -55,20 +56,33 @@ type Sample struct {
 	Rollout int
 }
 
-// Trainer runs optimization steps on a model.
+// Trainer runs optimization steps on a model. A model with several threads
+// is trained data-parallel: each step's samples are split into shards of
+// about equal token counts, one per thread, whose forward and backward
+// passes run at the same time on single-threaded views of the weights and
+// whose gradients are then summed. (Splitting each matrix product over
+// threads instead scales poorly at these sizes.)
 type Trainer struct {
 	m      *Model
 	cfg    TrainConfig
 	step   int
 	grads  []float32
-	gv     paramViews
 	mom    []float32
 	vel    []float32
 	decay  []bool // per tensor: whether weight decay applies
-	ws     workspace
-	b      *batch
-	dout   []float32
-	weight []float32
+	shards []*shard
+}
+
+// shard is the state of one data-parallel worker: a view of the model, its
+// own batch and activations, and the gradient of its part of the loss.
+type shard struct {
+	m     *Model
+	b     *batch
+	ws    workspace
+	dout  []float32
+	grads []float32
+	gv    paramViews
+	sse   float64 // sum of squared errors of the last run
 }
 
 // NewTrainer returns a trainer for m that starts at step start (for
@@ -82,15 +96,32 @@ func NewTrainer(m *Model, cfg TrainConfig, start int) (*Trainer, error) {
 		grads: make([]float32, len(m.params)),
 		mom:   make([]float32, len(m.params)),
 		vel:   make([]float32, len(m.params)),
-		b:     newBatch(m.cfg),
 	}
-	t.gv = bind(m.cfg, m.specs, t.grads)
-	t.ws.train = true
 	for _, s := range m.specs {
 		t.decay = append(t.decay, strings.HasSuffix(s.name, ".weight") && len(s.shape) == 2)
 	}
 	return t, nil
 }
+
+// shard returns worker i's state, created on first use. Shard 0 writes
+// its gradient straight into t.grads.
+func (t *Trainer) shard(i int) *shard {
+	for len(t.shards) <= i {
+		sh := &shard{m: t.m.WithThreads(1), b: newBatch(t.m.cfg)}
+		if len(t.shards) == 0 {
+			sh.grads = t.grads
+		} else {
+			sh.grads = make([]float32, len(t.m.params))
+		}
+		sh.gv = bind(t.m.cfg, t.m.specs, sh.grads)
+		t.shards = append(t.shards, sh)
+	}
+	return t.shards[i]
+}
+
+// SetSteps changes the schedule's length (the step the cosine decay ends
+// at), as a run with a time budget does once it knows its speed.
+func (t *Trainer) SetSteps(n int) { t.cfg.Steps = max(n, t.cfg.WarmupSteps+1) }
 
 // Step returns the number of steps taken.
 func (t *Trainer) Step() int { return t.step }
@@ -114,17 +145,14 @@ var ErrNoTargets = errors.New("batch has no observed target")
 // Loss returns the mean squared error, in each window's normalized units,
 // of the model's next-patch prediction over samples, without training.
 func (t *Trainer) Loss(samples []Sample) (float64, error) {
-	t.ws.train = false
-	defer func() { t.ws.train = true }()
-	l, _, err := t.lossAndGrad(samples)
+	l, _, err := t.lossAndGrad(samples, false)
 	return l, err
 }
 
 // TrainStep runs one optimization step on samples and returns the batch's
 // loss (before the step) and the gradient's global norm (before clipping).
 func (t *Trainer) TrainStep(samples []Sample) (loss, gradNorm float64, err error) {
-	clear(t.grads)
-	loss, _, err = t.lossAndGrad(samples)
+	loss, _, err = t.lossAndGrad(samples, true)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -145,25 +173,109 @@ func (t *Trainer) TrainStep(samples []Sample) (loss, gradNorm float64, err error
 }
 
 // lossAndGrad runs the forward pass (and, when training, the backward pass
-// into t.grads) and returns the loss and the number of target values.
-func (t *Trainer) lossAndGrad(samples []Sample) (float64, int, error) {
-	m := t.m
-	pl := m.cfg.PatchLen
-	b := t.b
-	b.reset()
+// into t.grads, which it overwrites) and returns the loss and the number of
+// target values.
+func (t *Trainer) lossAndGrad(samples []Sample, train bool) (float64, int, error) {
+	count := 0
 	for i, s := range samples {
-		if err := checkSample(m.cfg, s); err != nil {
+		if err := checkSample(t.m.cfg, s); err != nil {
 			return 0, 0, fmt.Errorf("gtt train: sample %d: %w", i, err)
 		}
+		for _, tg := range s.Target {
+			for _, v := range tg {
+				if usable(v) {
+					count++
+				}
+			}
+		}
+	}
+	if count == 0 {
+		return 0, 0, ErrNoTargets
+	}
+	parts := t.split(samples)
+	if len(parts) == 1 {
+		sh := t.shard(0)
+		sh.m = t.m // one shard: the matrix products use every thread
+		sh.run(samples, t.cfg.TargetClip, count, train)
+		return sh.sse / float64(count), count, nil
+	}
+	var wg sync.WaitGroup
+	for i, p := range parts {
+		sh := t.shard(i)
+		sh.m = t.m.WithThreads(1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sh.run(p, t.cfg.TargetClip, count, train)
+		}()
+	}
+	wg.Wait()
+	var sse float64
+	for i := range parts {
+		sse += t.shards[i].sse
+	}
+	if train {
+		t.sumGrads(len(parts))
+	}
+	return sse / float64(count), count, nil
+}
+
+// split cuts samples into up to one contiguous part per thread, of about
+// equal token counts, keeping at least two samples per part.
+func (t *Trainer) split(samples []Sample) [][]Sample {
+	n := min(t.m.threads, len(samples)/2)
+	if n <= 1 {
+		return [][]Sample{samples}
+	}
+	total := 0
+	for _, s := range samples {
+		total += t.m.tokensOf(s)
+	}
+	parts := make([][]Sample, 0, n)
+	lo, acc := 0, 0
+	for i, s := range samples {
+		acc += t.m.tokensOf(s)
+		// Close part k once it holds its share of the tokens, leaving at
+		// least one sample for each part still to come.
+		if k := len(parts); k < n-1 && acc*n >= total*(k+1) && len(samples)-(i+1) >= n-1-k {
+			parts = append(parts, samples[lo:i+1])
+			lo = i + 1
+		}
+	}
+	return append(parts, samples[lo:])
+}
+
+// sumGrads adds the gradients of shards 1..n-1 into shard 0's, t.grads,
+// splitting the parameters over the threads.
+func (t *Trainer) sumGrads(n int) {
+	parallel(len(t.grads), t.m.threads, func(lo, hi int) {
+		dst := t.grads[lo:hi]
+		for _, sh := range t.shards[1:n] {
+			for i, g := range sh.grads[lo:hi] {
+				dst[i] += g
+			}
+		}
+	})
+}
+
+// run computes the shard's sum of squared errors over samples and, when
+// training, overwrites its gradient with that of the sum's share of the
+// mean squared error over count target values.
+func (sh *shard) run(samples []Sample, targetClip float64, count int, train bool) {
+	m := sh.m
+	pl := m.cfg.PatchLen
+	b := sh.b
+	b.reset()
+	for _, s := range samples {
 		b.addGroup(s.Series)
 	}
-	m.forward(b, &t.ws)
-	out := t.ws.out
-	t.dout = grow(t.dout, len(out))
-	clear(t.dout)
+	sh.ws.train = train
+	m.forward(b, &sh.ws)
+	out := sh.ws.out
+	sh.dout = grow(sh.dout, len(out))
+	clear(sh.dout)
 	// Normalized targets and their mask, row by row.
-	var loss float64
-	count := 0
+	var sse float64
 	row := 0
 	for _, s := range samples {
 		for c := range s.Series {
@@ -174,29 +286,25 @@ func (t *Trainer) lossAndGrad(samples []Sample) (float64, int, error) {
 						continue
 					}
 					z := (float64(v) - mean) / sd
-					z = math.Max(-t.cfg.TargetClip, math.Min(t.cfg.TargetClip, z))
+					z = math.Max(-targetClip, math.Min(targetClip, z))
 					e := float64(out[(row+c)*pl+k]) - z
-					loss += e * e
-					t.dout[(row+c)*pl+k] = float32(e)
-					count++
+					sse += e * e
+					sh.dout[(row+c)*pl+k] = float32(e)
 				}
 			}
 		}
 		row += len(s.Series)
 	}
-	if count == 0 {
-		return 0, 0, ErrNoTargets
-	}
-	loss /= float64(count)
-	if !t.ws.train {
-		return loss, count, nil
+	sh.sse = sse
+	if !train {
+		return
 	}
 	scale := float32(2 / float64(count))
-	for i := range t.dout {
-		t.dout[i] *= scale
+	for i := range sh.dout {
+		sh.dout[i] *= scale
 	}
-	m.backward(b, &t.ws, t.dout, t.gv)
-	return loss, count, nil
+	clear(sh.grads)
+	m.backward(b, &sh.ws, sh.dout, sh.gv)
 }
 
 func checkSample(cfg Config, s Sample) error {

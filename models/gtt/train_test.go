@@ -2,16 +2,24 @@ package gtt
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
 )
 
 func BenchmarkTrainStep(b *testing.B) {
+	for _, th := range []int{1, 2, 4} {
+		b.Run(fmt.Sprintf("threads=%d", th), func(b *testing.B) { benchTrainStep(b, th) })
+	}
+}
+
+func benchTrainStep(b *testing.B, threads int) {
 	m, err := New(SmallCPUConfig, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
+	m = m.WithThreads(threads)
 	c := NewCorpus(m.Config(), 1)
 	c.FullContext = 1
 	rng := rand.New(rand.NewPCG(1, 1))
@@ -84,6 +92,49 @@ func TestTrainingReducesLoss(t *testing.T) {
 	}
 	if tr.Step() != tc.Steps {
 		t.Fatalf("step %d, want %d", tr.Step(), tc.Steps)
+	}
+}
+
+func TestDataParallelMatchesOneThread(t *testing.T) {
+	cfg := Config{Dim: 32, Layers: 2, Heads: 4, MLPDim: 64, PatchLen: 16, Context: 128}
+	c := NewCorpus(cfg, 1)
+	rng := rand.New(rand.NewPCG(7, 7))
+	batch := make([]Sample, 11)
+	for i := range batch {
+		batch[i] = c.Sample(rng)
+	}
+	grads := func(threads int) (float64, []float32) {
+		m, err := New(cfg, 9)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, err := NewTrainer(m.WithThreads(threads), DefaultTrainConfig(10), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		loss, _, err := tr.lossAndGrad(batch, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(tr.split(batch)); n != min(threads, len(batch)/2) {
+			t.Fatalf("%d threads: %d shards", threads, n)
+		}
+		return loss, append([]float32(nil), tr.grads...)
+	}
+	l1, g1 := grads(1)
+	for _, th := range []int{2, 4} {
+		l, g := grads(th)
+		if math.Abs(l-l1) > 1e-9*math.Abs(l1) {
+			t.Fatalf("%d threads: loss %v, one thread %v", th, l, l1)
+		}
+		var diff, norm float64
+		for i := range g {
+			diff += float64(g[i]-g1[i]) * float64(g[i]-g1[i])
+			norm += float64(g1[i]) * float64(g1[i])
+		}
+		if norm == 0 || math.Sqrt(diff/norm) > 1e-5 {
+			t.Fatalf("%d threads: gradient differs from one thread's by %.2g (relative)", th, math.Sqrt(diff/norm))
+		}
 	}
 }
 
