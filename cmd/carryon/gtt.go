@@ -31,6 +31,7 @@ with the standard long-horizon protocol against naive baselines.`,
 		Args: cobra.NoArgs,
 	}
 	cmd.AddCommand(newGTTPretrainCommand(), newGTTEvalCommand())
+	cmd.AddCommand(newGTTM4Command())
 	return cmd
 }
 
