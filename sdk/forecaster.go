@@ -63,7 +63,7 @@ type ForecastRequest struct {
 	// ItemForecast.Quantiles); a request with Series gets Values only.
 	Quantiles []float64
 	// Guard says how classic baselines guard the model's forecast: one of
-	// GuardAuto, GuardSeasonal or GuardOff. The empty string means
+	// GuardAuto, GuardWalk or GuardOff (or GuardSeasonal, meaning GuardAuto). The empty string means
 	// GuardAuto; the core sends it for requests that leave the choice to
 	// the plugin, so every plugin must accept it. A plugin that does not
 	// know a value, or has no such guard, refuses the request with an error
@@ -74,14 +74,18 @@ type ForecastRequest struct {
 // The values of ForecastRequest.Guard.
 const (
 	// GuardAuto gives the naive forecast (the last observed value) to
-	// channels whose history behaves as a random walk, and the model's
-	// forecast to the others. It is the default: the empty string means
-	// the same.
+	// channels whose history behaves as a random walk, and to every other
+	// channel whose history shows a season the mean of the model's and the
+	// seasonal-naive forecast (the last season repeated), weighted by their
+	// backtest errors; the rest get the model's forecast. It is the
+	// default: the empty string means the same.
 	GuardAuto = "auto"
-	// GuardSeasonal is GuardAuto, and further mixes the forecast of every
-	// other channel that has a season with the seasonal-naive forecast
-	// (the last season repeated), weighted by their backtest errors.
+	// GuardSeasonal means GuardAuto (which includes the seasonal mix); it
+	// is accepted so that requests written for it keep working.
 	GuardSeasonal = "seasonal"
+	// GuardWalk guards random-walk channels only: no seasonal mix, and so
+	// no backtest forecasts.
+	GuardWalk = "walk"
 	// GuardOff uses the model's forecast alone.
 	GuardOff = "off"
 )

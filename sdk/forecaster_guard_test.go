@@ -14,7 +14,7 @@ import (
 // request's guard in guardCodes, and refuses a guard it does not know.
 type guardForecaster struct{ meanForecaster }
 
-var guardCodes = []string{"", sdk.GuardAuto, sdk.GuardSeasonal, sdk.GuardOff}
+var guardCodes = []string{"", sdk.GuardAuto, sdk.GuardSeasonal, sdk.GuardWalk, sdk.GuardOff}
 
 func (guardForecaster) Forecast(_ context.Context, req sdk.ForecastRequest) (sdk.Forecast, error) {
 	code := -1

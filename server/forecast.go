@@ -595,21 +595,22 @@ func parseQuantiles(raw json.RawMessage) ([]float64, *openai.Error) {
 	return out, nil
 }
 
-// parseGuard decodes the guard field: "auto", "seasonal" or "off". It
-// returns the value to send to the plugin, "" for auto (the plugins'
-// default, which shares a batch with requests that leave the field out).
+// parseGuard decodes the guard field: "auto", "walk", "off", or
+// "seasonal" (the same as "auto"). It returns the value to send to the
+// plugin, "" for auto (the plugins' default, which shares a batch with
+// requests that leave the field out).
 func parseGuard(raw json.RawMessage) (string, *openai.Error) {
 	var g string
 	if err := json.Unmarshal(raw, &g); err != nil {
-		return "", fieldErr(openai.CodeInvalidType, "guard", "guard must be a string: \"auto\" (the default), \"seasonal\" or \"off\"; got %s.", clip(raw))
+		return "", fieldErr(openai.CodeInvalidType, "guard", "guard must be a string: \"auto\" (the default), \"walk\" or \"off\"; got %s.", clip(raw))
 	}
 	switch g {
-	case sdk.GuardAuto:
+	case sdk.GuardAuto, sdk.GuardSeasonal:
 		return "", nil
-	case sdk.GuardSeasonal, sdk.GuardOff:
+	case sdk.GuardWalk, sdk.GuardOff:
 		return g, nil
 	}
-	return "", fieldErr(openai.CodeInvalidValue, "guard", "guard %q is not one of \"auto\" (the default), \"seasonal\" and \"off\".", g)
+	return "", fieldErr(openai.CodeInvalidValue, "guard", "guard %q is not one of \"auto\" (the default), \"walk\" and \"off\".", g)
 }
 
 // frequency is a parsed "frequency" field: a fixed step, or calendar

@@ -65,7 +65,7 @@ func TestForecastRequestValidation(t *testing.T) {
 		{"quantile twice", `{"model":"m","series":[{"target":` + ok + `}],"horizon":5,"quantiles":[0.5,0.5]}`, "quantiles[1]", "twice"},
 		{"quantiles not list", `{"model":"m","series":[{"target":` + ok + `}],"horizon":5,"quantiles":0.5}`, "quantiles", "list of levels"},
 		{"frequency", `{"model":"m","series":[{"target":` + ok + `}],"horizon":5,"frequency":"fortnightly"}`, "frequency", "frequency"},
-		{"guard value", `{"model":"m","series":[{"target":` + ok + `}],"horizon":5,"guard":"always"}`, "guard", `"auto" (the default), "seasonal" and "off"`},
+		{"guard value", `{"model":"m","series":[{"target":` + ok + `}],"horizon":5,"guard":"always"}`, "guard", `"auto" (the default), "walk" and "off"`},
 		{"guard case", `{"model":"m","series":[{"target":` + ok + `}],"horizon":5,"guard":"Off"}`, "guard", "not one of"},
 		{"guard type", `{"model":"m","series":[{"target":` + ok + `}],"horizon":5,"guard":false}`, "guard", "must be a string"},
 	}
@@ -120,12 +120,12 @@ func TestForecastRequestAccepted(t *testing.T) {
 	if ft[0].Unix() != 1700054000+3600 || ft[2].Unix() != 1700054000+3*3600 {
 		t.Errorf("future times %v", ft)
 	}
-	// The guard: absent, null and "auto" go to the plugin as "" (its
-	// default); the others as given.
+	// The guard: absent, null, "auto" and "seasonal" (its synonym) go to
+	// the plugin as "" (its default); the others as given.
 	if job.guard != "" {
 		t.Errorf("no guard: %q", job.guard)
 	}
-	for value, want := range map[string]string{`null`: "", `"auto"`: "", `"seasonal"`: "seasonal", `"off"`: "off"} {
+	for value, want := range map[string]string{`null`: "", `"auto"`: "", `"seasonal"`: "", `"walk"`: "walk", `"off"`: "off"} {
 		job, e := parseForecastRequest([]byte(`{"model":"m","horizon":3,"guard":` + value + `,"series":[{"target":` + seriesJSON(20, 5) + `}]}`))
 		if e != nil {
 			t.Fatalf("guard %s: %s", value, e.Message)

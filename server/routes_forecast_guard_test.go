@@ -82,7 +82,7 @@ func TestForecastGuardField(t *testing.T) {
 	for _, g := range []string{`"never"`, `1`, `""`} {
 		r := s.post(t, "/v1/forecast", body(`,"guard":`+g))
 		if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), `"param":"guard"`) ||
-			!strings.Contains(string(r.body), `\"seasonal\"`) {
+			!strings.Contains(string(r.body), `\"walk\"`) {
 			t.Errorf("guard %s: %d %s", g, r.status, r.body)
 		}
 	}

@@ -43,8 +43,7 @@ type forecastOptions struct {
 	json        bool
 	threads     int
 	independent bool
-	raw         bool
-	seasonal    bool
+	guard       guardOptions
 }
 
 func newForecastCommand() *cobra.Command {
@@ -65,8 +64,9 @@ The columns are one multivariate input whose channels attend to each other; with
 fine-tuned by the server (DATA_DIR/forecasters/NAME).
 
 As the server does, columns whose history behaves as a random walk get their last
-value as the forecast (gtt.Guard; --raw turns this off); --seasonal also mixes the
-seasonal-naive forecast into the model's, weighted by backtest errors.`,
+value as the forecast, and columns whose history shows a season get the model's
+forecast mixed with the seasonal-naive one, weighted by backtest errors (gtt.Guard;
+--no-seasonal leaves out the mix, --raw the whole guard).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			q, err := parseLevels(quantiles)
@@ -90,8 +90,7 @@ seasonal-naive forecast into the model's, weighted by backtest errors.`,
 	f.BoolVar(&o.json, "json", false, "print JSON instead of a table")
 	f.IntVar(&o.threads, "threads", runtime.NumCPU(), "compute threads")
 	f.BoolVar(&o.independent, "independent", false, "forecast each column on its own instead of as one multivariate input")
-	f.BoolVar(&o.raw, "raw", false, "the network's forecast alone, without the random-walk guard")
-	f.BoolVar(&o.seasonal, "seasonal", false, "mix in the seasonal-naive forecast by backtest errors")
+	o.guard.addFlags(f)
 	_ = cmd.MarkFlagRequired("csv")
 	return cmd
 }
@@ -200,11 +199,9 @@ func runForecast(ctx context.Context, out io.Writer, o forecastOptions) error {
 	} else {
 		inputs = []gtt.Input{{Series: series, Timestamps: f.Times}}
 	}
-	switch {
-	case o.raw && o.seasonal:
-		return errors.New("forecast: --seasonal is part of the guard; it cannot go with --raw")
-	case !o.raw:
-		p = gtt.Guard{Predictor: p, Seasonal: o.seasonal}
+	p, _, err = o.guard.wrap(p)
+	if err != nil {
+		return fmt.Errorf("forecast: %w", err)
 	}
 	preds, err := gtt.Quantiles(ctx, p, inputs, o.horizon, o.quantiles)
 	if err != nil {

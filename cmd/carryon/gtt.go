@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/carryon/carryon/models/gtt"
 	"github.com/carryon/carryon/models/safetensors"
@@ -353,8 +354,7 @@ type evalOptions struct {
 	timeFeatures bool
 	on           string
 	ensemble     string
-	raw          bool
-	seasonal     bool
+	guard        guardOptions
 }
 
 func newGTTEvalCommand() *cobra.Command {
@@ -390,8 +390,7 @@ autocorrelation, and is printed).`,
 	f.BoolVar(&o.timeFeatures, "time-features", true, "give the model the timestamps (calendar channels) when the file has a date column")
 	f.StringVar(&o.on, "on", "test", "rows to score: test, or val (the validation rows, for choosing a recipe without reading the test rows)")
 	f.StringVar(&o.ensemble, "ensemble", "", "comma-separated history lengths whose forecasts are averaged (empty: one forecast from --context)")
-	f.BoolVar(&o.raw, "raw", false, "score the network alone, without the random-walk guard (gtt.Guard)")
-	f.BoolVar(&o.seasonal, "seasonal", false, "mix the seasonal-naive forecast into the model's by backtest errors (gtt.Guard.Seasonal)")
+	o.guard.addFlags(f)
 	cmd.MarkFlagRequired("csv")
 	return cmd
 }
@@ -401,6 +400,32 @@ type evalHorizon struct {
 	Model         tsdata.Metrics `json:"model"`
 	Naive         tsdata.Metrics `json:"naive"`
 	SeasonalNaive tsdata.Metrics `json:"seasonal_naive"`
+}
+
+// guardOptions are the forecaster flags shared by forecast, gtt eval and
+// gtt m4: --raw for the network alone, --no-seasonal for the random-walk
+// guard without the seasonal mix.
+type guardOptions struct {
+	raw, noSeasonal bool
+}
+
+func (g *guardOptions) addFlags(f *pflag.FlagSet) {
+	f.BoolVar(&g.raw, "raw", false, "the network's forecast alone, without the guard (gtt.Guard)")
+	f.BoolVar(&g.noSeasonal, "no-seasonal", false, "guard random-walk channels only, without the seasonal-naive mix")
+}
+
+// wrap returns p behind the guard the flags ask for (by default gtt.Guard
+// with the seasonal mix) and a phrase naming it.
+func (g guardOptions) wrap(p gtt.Predictor) (gtt.Predictor, string, error) {
+	switch {
+	case g.raw && g.noSeasonal:
+		return nil, "", errors.New("--no-seasonal chooses a guard; it cannot go with --raw")
+	case g.raw:
+		return p, "network alone", nil
+	case g.noSeasonal:
+		return gtt.Guard{Predictor: p}, "guarded without the seasonal mix", nil
+	}
+	return gtt.Guard{Predictor: p, Seasonal: true}, "guarded", nil
 }
 
 // modelForecaster adapts a GTT predictor to tsdata.Forecaster.
@@ -476,19 +501,11 @@ func runGTTEval(ctx context.Context, out, logw io.Writer, o evalOptions) error {
 			lengths = append(lengths, n)
 		}
 	}
-	var p gtt.Predictor = gtt.ContextEnsemble{Predictor: m, Lengths: lengths}
-	switch {
-	case o.raw && o.seasonal:
-		return errors.New("gtt eval: --seasonal is part of the guard; it cannot go with --raw")
-	case o.raw:
-		name += ", network alone"
-	case o.seasonal:
-		p = gtt.Guard{Predictor: p, Seasonal: true}
-		name += ", guarded with the seasonal mix"
-	default:
-		p = gtt.Guard{Predictor: p}
-		name += ", guarded"
+	p, how, err := o.guard.wrap(gtt.ContextEnsemble{Predictor: m, Lengths: lengths})
+	if err != nil {
+		return fmt.Errorf("gtt eval: %w", err)
 	}
+	name += ", " + how
 	fc := modelForecaster{p}
 	began := time.Now()
 	lastDraw := time.Time{}

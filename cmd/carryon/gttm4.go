@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,27 +12,25 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/carryon/carryon/models/gtt"
 	"github.com/carryon/carryon/models/tsdata"
 )
 
 // m4Options are the flags of `carryon gtt m4`.
 type m4Options struct {
-	data     string
-	set      string
-	model    string
-	raw      bool
-	seasonal bool
-	context  int
-	threads  int
-	batch    int
-	json     bool
+	data    string
+	set     string
+	model   string
+	guard   guardOptions
+	context int
+	threads int
+	batch   int
+	json    bool
 }
 
 func newGTTM4Command() *cobra.Command {
 	o := m4Options{}
 	cmd := &cobra.Command{
-		Use:   "m4 --data DIR [--set hourly|weekly|all] [--model FILE] [--raw|--seasonal] [--context 1024] [--json]",
+		Use:   "m4 --data DIR [--set hourly|weekly|all] [--model FILE] [--raw|--no-seasonal] [--context 1024] [--json]",
 		Short: "Score a GTT model on the M4 hourly and weekly test files with the M4 metrics",
 		Long: `Score a GTT model (the embedded one unless --model is given) on the test
 files of the M4 competition's hourly (48 steps) and weekly (13 steps) sets,
@@ -45,8 +42,8 @@ values of its training part, without timestamps; the naive, seasonal-naive
 Naive2 benchmarks read the whole training part. --data is the directory that
 holds Hourly-train.csv, Hourly-test.csv, Weekly-train.csv and Weekly-test.csv
 (or a directory with them under m4/). The forecaster is the guarded model,
-as in "gtt eval"; --raw gives the network alone, --seasonal adds the
-seasonal mix.`,
+as in "gtt eval"; --raw gives the network alone, --no-seasonal the guard
+without its seasonal mix.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runGTTM4(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), o)
@@ -56,8 +53,7 @@ seasonal mix.`,
 	f.StringVar(&o.data, "data", "", "directory holding the M4 Hourly/Weekly -train.csv and -test.csv files, or their parent (required)")
 	f.StringVar(&o.set, "set", "all", "hourly, weekly or all")
 	f.StringVar(&o.model, "model", "", "checkpoint file or directory (default: the embedded model)")
-	f.BoolVar(&o.raw, "raw", false, "score the network alone, without the random-walk guard (gtt.Guard)")
-	f.BoolVar(&o.seasonal, "seasonal", false, "mix the seasonal-naive forecast into the model's by backtest errors (gtt.Guard.Seasonal)")
+	o.guard.addFlags(f)
 	f.IntVar(&o.context, "context", 1024, "training values given to the model (at most the model's context)")
 	f.IntVarP(&o.threads, "threads", "t", 1, "compute threads")
 	f.IntVar(&o.batch, "batch", 32, "series per forward pass")
@@ -106,19 +102,11 @@ func runGTTM4(ctx context.Context, out, logw io.Writer, o m4Options) error {
 		return fmt.Errorf("gtt m4: --context %d is outside [1, %d]", o.context, m.Config().Context)
 	}
 	// The same forecaster as gtt eval builds (without its --ensemble).
-	var p gtt.Predictor = m
-	switch {
-	case o.raw && o.seasonal:
-		return errors.New("gtt m4: --seasonal is part of the guard; it cannot go with --raw")
-	case o.raw:
-		name += ", network alone"
-	case o.seasonal:
-		p = gtt.Guard{Predictor: p, Seasonal: true}
-		name += ", guarded with the seasonal mix"
-	default:
-		p = gtt.Guard{Predictor: p}
-		name += ", guarded"
+	p, how, err := o.guard.wrap(m)
+	if err != nil {
+		return fmt.Errorf("gtt m4: %w", err)
 	}
+	name += ", " + how
 	fc := modelForecaster{p}
 
 	results := make([]tsdata.M4Result, 0, len(sets))

@@ -41,8 +41,8 @@ func BenchmarkForecast(b *testing.B) {
 
 // BenchmarkGuard measures what the guard adds to a forecast of 32 series
 // of 1024 steps (horizon 96): half random walks, half noisy seasons with
-// timestamps, through the network alone, the guard and the guard with its
-// seasonal mix.
+// timestamps, through the network alone, the random-walk guard (walk) and
+// the default guard with its seasonal mix (auto).
 func BenchmarkGuard(b *testing.B) {
 	m, err := New(SmallCPUConfig, 1)
 	if err != nil {
@@ -69,7 +69,7 @@ func BenchmarkGuard(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		p    Predictor
-	}{{"network", m}, {"guard", Guard{Predictor: m}}, {"guard+seasonal", Guard{Predictor: m, Seasonal: true}}} {
+	}{{"network", m}, {"walk", Guard{Predictor: m}}, {"auto", Guard{Predictor: m, Seasonal: true}}} {
 		b.Run(c.name, func(b *testing.B) {
 			for b.Loop() {
 				if _, err := c.p.ForecastBatch(context.Background(), inputs, 96); err != nil {

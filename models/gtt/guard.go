@@ -26,14 +26,15 @@ import (
 //
 // With Seasonal set, a channel with a season (from the timestamps' step
 // when it is a usual one, tsdata.SeasonFromStep, else by autocorrelation of
-// the history, tsdata.SeasonByACF) that is not a random walk gets the
-// mean of the network's and the seasonal-naive forecast (the last season
-// repeated), each weighted by the inverse of its squared error over
-// backtests (Bates and Granger's combination): the seasonal naive's weight
-// is e_m / (e_m + e_s), e_m and e_s being the channel's two forecasts'
-// squared errors summed over backtests from up to BacktestOrigins earlier
-// origins, one patch (or the horizon, when shorter) each. That costs one
-// forecast per origin.
+// the history, tsdata.SeasonByACF) that is not a random walk and whose own
+// history shows the season (tsdata.SeasonScore at least 4/√n over its last
+// n ≤ Context steps) gets the mean of the network's and the seasonal-naive
+// forecast (the last season repeated), each weighted by the inverse of its
+// squared error over backtests (Bates and Granger's combination): the
+// seasonal naive's weight is e_m / (e_m + e_s), e_m and e_s being the
+// channel's two forecasts' squared errors summed over backtests from up to
+// BacktestOrigins earlier origins, one patch (or the horizon, when shorter)
+// each. That costs one forecast per origin.
 type Guard struct {
 	// Predictor makes the network forecasts (a Model, a Tuned model or an
 	// ensemble of them).
@@ -123,7 +124,7 @@ func (g Guard) mixSeasonal(ctx context.Context, cfg Config, inputs []Input, hori
 			continue
 		}
 		for c, h := range in.Series {
-			if choices[i][c].RandomWalk {
+			if choices[i][c].RandomWalk || !showsSeason(h[max(0, len(h)-cfg.Context):], p.season) {
 				continue
 			}
 			var em, es float64 // squared errors of the network and the seasonal naive
@@ -193,8 +194,8 @@ func planSeason(cfg Config, in Input, steps int) seasonPlan {
 
 // inputSeason returns the seasonal period of in: from the step of its
 // timestamps, else from the autocorrelation of its last context steps
-// (its peak clear of noise); 0 when there is none or the history holds
-// fewer than two seasons.
+// (its peak clear of noise, at most a quarter of the history); 0 when there
+// is none or the history holds fewer than two seasons.
 func inputSeason(in Input, context int) int {
 	t := len(in.Series[0])
 	season := 0
@@ -215,8 +216,10 @@ func inputSeason(in Input, context int) int {
 			}
 			cols[c] = col
 		}
+		// Up to a quarter of the history: SeasonByACF reads lags up to
+		// 1.5 seasons and needs columns twice as long as that.
 		var score float64
-		season, score = tsdata.SeasonByACF(cols, n/3)
+		season, score = tsdata.SeasonByACF(cols, n/4)
 		// White noise's autocorrelations scatter by about 1/√n: a peak
 		// that stands less than 4/√n above its neighbours is noise.
 		if score < 4/math.Sqrt(float64(n)) {
@@ -227,6 +230,21 @@ func inputSeason(in Input, context int) int {
 		return 0
 	}
 	return season
+}
+
+// showsSeason reports whether the channel's history h has a clear peak of
+// autocorrelation at the season: white noise's autocorrelations scatter by
+// about 1/√n, so the peak must stand 4/√n above its neighbours.
+func showsSeason(h []float32, season int) bool {
+	col := make([]float64, len(h))
+	for k, v := range h {
+		if usable(v) {
+			col[k] = float64(v)
+		} else {
+			col[k] = math.NaN()
+		}
+	}
+	return tsdata.SeasonScore(col, season) >= 4/math.Sqrt(float64(len(h)))
 }
 
 // randomWalk reports whether h behaves as a random walk at every scale from

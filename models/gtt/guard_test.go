@@ -172,3 +172,66 @@ func TestGuardSeasonalMix(t *testing.T) {
 		t.Errorf("a series without a season: choice %+v, forecast %g, want the network's %g", choices[0][0], got[0][0][h-1], plain[0][0][h-1])
 	}
 }
+
+// TestGuardSeasonShown checks that the seasonal mix goes only to channels
+// whose own history shows the season: a monthly channel with a yearly cycle
+// and a daily one with a weekly cycle get it, a monthly channel of smooth
+// noise beside the first keeps the network's forecast.
+func TestGuardSeasonShown(t *testing.T) {
+	m := testModel(t)
+	ctx := context.Background()
+	const n, h = 240, 24
+	r := rand.New(rand.NewPCG(8, 8))
+	cycle := make([]float32, n)
+	week := make([]float32, n)
+	drift := make([]float32, n)
+	x := 0.0
+	for i := range cycle {
+		cycle[i] = float32(10 + 0.02*float64(i) + 3*math.Sin(2*math.Pi*float64(i)/12) + 0.3*r.NormFloat64())
+		week[i] = float32(10 + 3*math.Sin(2*math.Pi*float64(i)/7) + 0.3*r.NormFloat64())
+		x = 0.9*x + r.NormFloat64()
+		drift[i] = float32(x)
+	}
+	stamps := func(step func(i int) time.Time) []time.Time {
+		ts := make([]time.Time, n)
+		for i := range ts {
+			ts[i] = step(i)
+		}
+		return ts
+	}
+	t0 := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	monthly := Input{Series: [][]float32{cycle, drift}, Timestamps: stamps(func(i int) time.Time { return t0.AddDate(0, i, 0) })}
+	daily := Input{Series: [][]float32{week}, Timestamps: stamps(func(i int) time.Time { return t0.AddDate(0, 0, i) })}
+	raw, err := m.ForecastBatch(ctx, []Input{monthly, daily}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, choices, err := Guard{Predictor: m, Seasonal: true}.Forecast(ctx, []Input{monthly, daily}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := choices[0][0]; c.Season != 12 || c.SeasonalWeight <= 0 {
+		t.Errorf("monthly cycle: choice %+v, want season 12 with some weight", c)
+	}
+	if c := choices[1][0]; c.Season != 7 || c.SeasonalWeight <= 0 {
+		t.Errorf("daily weekly cycle: choice %+v, want season 7 with some weight", c)
+	}
+	if c := choices[0][1]; c.Season != 0 || got[0][1][h-1] != raw[0][1][h-1] {
+		t.Errorf("monthly noise: choice %+v, forecast %g, want the network's %g", c, got[0][1][h-1], raw[0][1][h-1])
+	}
+}
+
+// TestInputSeasonAnyLength checks that a daily cycle in hourly values
+// without timestamps is found whatever the history's length.
+func TestInputSeasonAnyLength(t *testing.T) {
+	r := rand.New(rand.NewPCG(6, 6))
+	for n := 300; n < 1100; n += 37 {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(5 + math.Sin(2*math.Pi*float64(i)/24) + 0.3*r.NormFloat64())
+		}
+		if got := inputSeason(Input{Series: [][]float32{x}}, 1024); got != 24 {
+			t.Errorf("%d steps: season %d, want 24", n, got)
+		}
+	}
+}

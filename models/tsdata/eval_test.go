@@ -213,3 +213,27 @@ func TestSynthesize(t *testing.T) {
 		t.Errorf("%d of 300 series have timestamps, want about 60%%", calendars)
 	}
 }
+
+func TestSeasonScore(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 4))
+	n := 600
+	season := make([]float64, n)
+	noise := make([]float64, n)
+	for i := range season {
+		noise[i] = r.NormFloat64()
+		season[i] = 2*math.Sin(2*math.Pi*float64(i)/12) + noise[i] + 0.01*float64(i)
+	}
+	limit := 4 / math.Sqrt(float64(n))
+	if s := SeasonScore(season, 12); s < 0.5 {
+		t.Errorf("period-12 series: score %.3f at lag 12, want a clear peak", s)
+	}
+	if s := SeasonScore(season, 7); s >= limit {
+		t.Errorf("period-12 series: score %.3f at lag 7, want under %.3f", s, limit)
+	}
+	if s := SeasonScore(noise, 12); math.Abs(s) >= limit {
+		t.Errorf("white noise: score %.3f at lag 12, want within ±%.3f", s, limit)
+	}
+	if s := SeasonScore(season[:30], 12); s != 0 {
+		t.Errorf("30 steps: score %.3f at lag 12, want 0 (too short)", s)
+	}
+}

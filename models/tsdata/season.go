@@ -74,12 +74,53 @@ const minBump = 0.1
 // P/2 and 3P/2, so it scores high, while a multiple 2P does not (its
 // neighbours P and 3P are peaks too), and neither does a random walk's
 // slowly decaying autocorrelation, nor does a decaying trend shift the
-// peak. It returns 1 when no lag scores 0.1, and the best score.
+// peak. Columns shorter than 3·maxLag+2 steps (twice the largest lag read)
+// are left out. It returns 1 when no lag scores 0.1, and the best score.
 func SeasonByACF(cols [][]float64, maxLag int) (int, float64) {
 	if maxLag < 3 {
 		return 1, 0
 	}
-	top := maxLag*3/2 + 1
+	acf, used := meanACF(cols, maxLag*3/2+1)
+	if used == 0 {
+		return 1, 0
+	}
+	best, bestScore := 1, minBump
+	for lag := 2; lag <= maxLag; lag++ {
+		if score := peakScore(acf, lag); score > bestScore {
+			best, bestScore = lag, score
+		}
+	}
+	if best == 1 {
+		return 1, 0
+	}
+	return best, bestScore
+}
+
+// SeasonScore returns SeasonByACF's score of lag (at least 2) for col
+// alone: how far its detrended autocorrelation at lag rises above the mean
+// of those at lag/2 and 3·lag/2; 0 when col is shorter than 3·lag+2 steps
+// or constant. White noise scores about ±1/√n.
+func SeasonScore(col []float64, lag int) float64 {
+	if lag < 2 {
+		return 0
+	}
+	acf, used := meanACF([][]float64{col}, lag*3/2+1)
+	if used == 0 {
+		return 0
+	}
+	return peakScore(acf, lag)
+}
+
+// peakScore is the rise of acf at lag above its neighbours at lag/2 and
+// 3·lag/2.
+func peakScore(acf []float64, lag int) float64 {
+	return acf[lag] - 0.5*(acf[lag/2]+acf[lag*3/2])
+}
+
+// meanACF returns the autocorrelations at lags 0..top of the detrended
+// columns, averaged over the columns long enough (at least 2·top steps) and
+// not constant, and how many those were.
+func meanACF(cols [][]float64, top int) ([]float64, int) {
 	acf := make([]float64, top+1)
 	used := 0
 	for _, col := range cols {
@@ -103,20 +144,12 @@ func SeasonByACF(cols [][]float64, maxLag int) (int, float64) {
 		}
 		used++
 	}
-	if used == 0 {
-		return 1, 0
-	}
-	best, bestScore := 1, minBump
-	for lag := 2; lag <= maxLag; lag++ {
-		score := (acf[lag] - 0.5*(acf[lag/2]+acf[lag*3/2])) / float64(used)
-		if score > bestScore {
-			best, bestScore = lag, score
+	if used > 0 {
+		for lag := range acf {
+			acf[lag] /= float64(used)
 		}
 	}
-	if best == 1 {
-		return 1, 0
-	}
-	return best, bestScore
+	return acf, used
 }
 
 // detrend returns x less its least-squares line, missing values as 0.

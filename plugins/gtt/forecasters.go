@@ -176,18 +176,18 @@ func (f *forecasters) Forecast(ctx context.Context, req sdk.ForecastRequest) (sd
 }
 
 // guarded returns p wrapped as guard (a sdk.ForecastRequest.Guard value)
-// asks: GuardAuto or "" guards random-walk channels with the naive
-// forecast (gtt.Guard), GuardSeasonal also mixes in the seasonal naive,
-// and GuardOff leaves p alone. Any other value is an error wrapping
-// sdk.ErrInvalid.
+// asks: GuardAuto, GuardSeasonal or "" guard random-walk channels with the
+// naive forecast and mix the seasonal naive into seasonal ones (gtt.Guard
+// with Seasonal), GuardWalk does only the former, and GuardOff leaves p
+// alone. Any other value is an error wrapping sdk.ErrInvalid.
 func guarded(p gtt.Predictor, guard string) (gtt.Predictor, error) {
 	switch guard {
-	case "", sdk.GuardAuto:
-		return gtt.Guard{Predictor: p}, nil
-	case sdk.GuardSeasonal:
+	case "", sdk.GuardAuto, sdk.GuardSeasonal:
 		return gtt.Guard{Predictor: p, Seasonal: true}, nil
+	case sdk.GuardWalk:
+		return gtt.Guard{Predictor: p}, nil
 	case sdk.GuardOff:
 		return p, nil
 	}
-	return nil, fmt.Errorf("%w: guard %q is none of %q, %q and %q", sdk.ErrInvalid, guard, sdk.GuardAuto, sdk.GuardSeasonal, sdk.GuardOff)
+	return nil, fmt.Errorf("%w: guard %q is none of %q, %q and %q", sdk.ErrInvalid, guard, sdk.GuardAuto, sdk.GuardWalk, sdk.GuardOff)
 }

@@ -64,9 +64,10 @@ func TestForecastThroughThePlugin(t *testing.T) {
 		if len(out.Items) != 2 || len(out.Items[0].Values) != 2 || len(out.Items[1].Values) != 1 {
 			t.Fatalf("shape: %+v", out.Items)
 		}
-		// The same forecast as the model in this process.
+		// The same forecast as the model in this process, behind the
+		// default guard.
 		m, _, _ := gtt.Default()
-		want, err := m.ForecastBatch(ctx, []gtt.Input{{Series: req.Items[0].Series}}, 80)
+		want, err := gtt.Guard{Predictor: m, Seasonal: true}.ForecastBatch(ctx, []gtt.Input{{Series: req.Items[0].Series}}, 80)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,7 +122,8 @@ func TestLoadTunedModel(t *testing.T) {
 		if err != nil || info.Channels != 1 || info.Type != "gtt" || len(info.Version) < 10 {
 			t.Fatalf("Load %+v %v", info, err)
 		}
-		out, err := fc.Forecast(ctx, sdk.ForecastRequest{Model: "alice", Series: [][]float32{sine(300, 24, 0)}, Horizon: 10})
+		// The tuned network itself, without the guard's seasonal mix.
+		out, err := fc.Forecast(ctx, sdk.ForecastRequest{Model: "alice", Series: [][]float32{sine(300, 24, 0)}, Horizon: 10, Guard: sdk.GuardOff})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -302,12 +302,13 @@ type ForecastRequest struct {
 	// Quantile levels in (0, 1) to predict besides the point forecast, in
 	// increasing order; empty for none.
 	Quantiles []float64 `protobuf:"fixed64,5,rep,packed,name=quantiles,proto3" json:"quantiles,omitempty"`
-	// How classic baselines guard the network's forecast: "" or "auto"
-	// (channels whose history behaves as a random walk get the naive
-	// forecast, their last value), "seasonal" (auto, and other channels with
-	// a season are mixed with the seasonal-naive forecast by inverse backtest
-	// error) or "off" (the network's forecast alone). A plugin refuses a
-	// value it does not know with INVALID_ARGUMENT.
+	// How classic baselines guard the network's forecast: "", "auto" or
+	// "seasonal" (channels whose history behaves as a random walk get the
+	// naive forecast, their last value; other channels whose history shows
+	// a season get the network's forecast mixed with the seasonal-naive one
+	// by inverse backtest error), "walk" (the random-walk part only) or "off"
+	// (the network's forecast alone). A plugin refuses a value it does not
+	// know with INVALID_ARGUMENT.
 	Guard         string `protobuf:"bytes,6,opt,name=guard,proto3" json:"guard,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
