@@ -62,6 +62,24 @@ type GuardChoice struct {
 	SeasonalWeight float64
 }
 
+// apply turns fc, the network's forecast of the channel whose history is h,
+// into the forecast the choice says: the last observed value for a random
+// walk, else the mix with the seasonal naive at its weight (none at 0).
+func (c GuardChoice) apply(h, fc []float32) {
+	naive := tsdata.LastObserved(h)
+	switch {
+	case c.RandomWalk:
+		for k := range fc {
+			fc[k] = float32(naive)
+		}
+	case c.Season > 0 && c.SeasonalWeight > 0:
+		w, t := c.SeasonalWeight, len(h)
+		for k, v := range fc {
+			fc[k] = float32((1-w)*float64(v) + w*tsdata.SeasonalNaive(h, t, k, c.Season, naive))
+		}
+	}
+}
+
 // ForecastBatch predicts the next horizon steps of every value channel of
 // every input, as Model.ForecastBatch does, guarded as described on Guard.
 func (g Guard) ForecastBatch(ctx context.Context, inputs []Input, horizon int) ([][][]float32, error) {
@@ -83,10 +101,7 @@ func (g Guard) Forecast(ctx context.Context, inputs []Input, horizon int) ([][][
 		for c, h := range in.Series {
 			if randomWalk(h[max(0, len(h)-cfg.Context):], RandomWalkZ) {
 				choices[i][c].RandomWalk = true
-				naive := float32(tsdata.LastObserved(h))
-				for k := range fc[i][c] {
-					fc[i][c][k] = naive
-				}
+				choices[i][c].apply(h, fc[i][c])
 			}
 		}
 	}
@@ -142,13 +157,8 @@ func (g Guard) mixSeasonal(ctx context.Context, cfg Config, inputs []Input, hori
 			if em+es == 0 {
 				continue
 			}
-			w := em / (em + es)
-			choices[i][c].Season, choices[i][c].SeasonalWeight = p.season, w
-			t := len(h)
-			naive := tsdata.LastObserved(h)
-			for k, v := range fc[i][c] {
-				fc[i][c][k] = float32((1-w)*float64(v) + w*tsdata.SeasonalNaive(h, t, k, p.season, naive))
-			}
+			choices[i][c].Season, choices[i][c].SeasonalWeight = p.season, em/(em+es)
+			choices[i][c].apply(h, fc[i][c])
 		}
 	}
 	return nil

@@ -235,3 +235,47 @@ func TestInputSeasonAnyLength(t *testing.T) {
 		}
 	}
 }
+
+// countingPredictor counts the inputs it forecasts.
+type countingPredictor struct {
+	Predictor
+	inputs *int
+}
+
+func (c countingPredictor) ForecastBatch(ctx context.Context, inputs []Input, horizon int) ([][][]float32, error) {
+	*c.inputs += len(inputs)
+	return c.Predictor.ForecastBatch(ctx, inputs, horizon)
+}
+
+// TestGuardedQuantilesReuseChoices checks that quantiles through the guard
+// backtest with the guard's choices instead of guarding every backtest
+// again: one forecast, the seasonal mix's backtests and the band's, no
+// more; and that the band still holds the mean.
+func TestGuardedQuantilesReuseChoices(t *testing.T) {
+	m := testModel(t)
+	const n, h = 1024, 96
+	r := rand.New(rand.NewPCG(9, 9))
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(10 + 3*math.Sin(2*math.Pi*float64(i)/24) + 0.5*r.NormFloat64())
+	}
+	count := 0
+	g := Guard{Predictor: countingPredictor{m, &count}, Seasonal: true}
+	preds, err := Quantiles(context.Background(), g, []Input{{Series: [][]float32{x}}}, h, []float64{0.1, 0.9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if count > 1+2*BacktestOrigins {
+		t.Errorf("%d inputs forecast, want at most %d", count, 1+2*BacktestOrigins)
+	}
+	_, choices, err := Guard{Predictor: m, Seasonal: true}.Forecast(context.Background(), []Input{{Series: [][]float32{x}}}, h)
+	if err != nil || choices[0][0].SeasonalWeight <= 0 {
+		t.Fatalf("choice %+v (%v): the test needs a mixed channel", choices[0][0], err)
+	}
+	p := preds[0]
+	for k := range h {
+		if !(p.Quantiles[0][0][k] <= p.Quantiles[1][0][k]) || math.Abs(float64(p.Mean[0][k]-(p.Quantiles[0][0][k]+p.Quantiles[1][0][k])/2)) > float64(p.Quantiles[1][0][k]-p.Quantiles[0][0][k]) {
+			t.Fatalf("step %d: mean %g outside the band %g..%g", k, p.Mean[0][k], p.Quantiles[0][0][k], p.Quantiles[1][0][k])
+		}
+	}
+}
