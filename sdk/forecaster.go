@@ -74,17 +74,19 @@ type ForecastRequest struct {
 // The values of ForecastRequest.Guard.
 const (
 	// GuardAuto gives the naive forecast (the last observed value) to
-	// channels whose history behaves as a random walk, and to every other
+	// channels whose history behaves as a random walk; to every other
 	// channel whose history shows a season the mean of the model's and the
 	// seasonal-naive forecast (the last season repeated), weighted by their
-	// backtest errors; the rest get the model's forecast. It is the
-	// default: the empty string means the same.
+	// backtest errors; to a channel without a season whose backtests favour
+	// a damped trend strongly, the model's forecast mixed with that trend;
+	// and the model's forecast to the rest. It is the default: the empty
+	// string means the same.
 	GuardAuto = "auto"
 	// GuardSeasonal means GuardAuto (which includes the seasonal mix); it
 	// is accepted so that requests written for it keep working.
 	GuardSeasonal = "seasonal"
-	// GuardWalk guards random-walk channels only: no seasonal mix, and so
-	// no backtest forecasts.
+	// GuardWalk guards random-walk channels only: no seasonal or trend
+	// mix, and so no backtest forecasts.
 	GuardWalk = "walk"
 	// GuardOff uses the model's forecast alone.
 	GuardOff = "off"

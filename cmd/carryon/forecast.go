@@ -64,9 +64,10 @@ The columns are one multivariate input whose channels attend to each other; with
 fine-tuned by the server (DATA_DIR/forecasters/NAME).
 
 As the server does, columns whose history behaves as a random walk get their last
-value as the forecast, and columns whose history shows a season get the model's
-forecast mixed with the seasonal-naive one, weighted by backtest errors (gtt.Guard;
---no-seasonal leaves out the mix, --raw the whole guard).`,
+value as the forecast; columns whose history shows a season get the model's
+forecast mixed with the seasonal-naive one, and columns with a clear trend with a
+damped trend, weighted by backtest errors (gtt.Guard; --walk leaves out the mixes,
+--raw the whole guard).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			q, err := parseLevels(quantiles)

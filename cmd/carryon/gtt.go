@@ -403,29 +403,29 @@ type evalHorizon struct {
 }
 
 // guardOptions are the forecaster flags shared by forecast, gtt eval and
-// gtt m4: --raw for the network alone, --no-seasonal for the random-walk
-// guard without the seasonal mix.
+// gtt m4: --raw for the network alone, --walk for the random-walk guard
+// without the mixes.
 type guardOptions struct {
-	raw, noSeasonal bool
+	raw, walk bool
 }
 
 func (g *guardOptions) addFlags(f *pflag.FlagSet) {
 	f.BoolVar(&g.raw, "raw", false, "the network's forecast alone, without the guard (gtt.Guard)")
-	f.BoolVar(&g.noSeasonal, "no-seasonal", false, "guard random-walk channels only, without the seasonal-naive mix")
+	f.BoolVar(&g.walk, "walk", false, "guard random-walk channels only, without the seasonal-naive and trend mixes")
 }
 
 // wrap returns p behind the guard the flags ask for (by default gtt.Guard
-// with the seasonal mix) and a phrase naming it.
+// with the seasonal and trend mixes) and a phrase naming it.
 func (g guardOptions) wrap(p gtt.Predictor) (gtt.Predictor, string, error) {
 	switch {
-	case g.raw && g.noSeasonal:
-		return nil, "", errors.New("--no-seasonal chooses a guard; it cannot go with --raw")
+	case g.raw && g.walk:
+		return nil, "", errors.New("--walk chooses a guard; it cannot go with --raw")
 	case g.raw:
 		return p, "network alone", nil
-	case g.noSeasonal:
-		return gtt.Guard{Predictor: p}, "guarded without the seasonal mix", nil
+	case g.walk:
+		return gtt.Guard{Predictor: p}, "random-walk guard only", nil
 	}
-	return gtt.Guard{Predictor: p, Seasonal: true}, "guarded", nil
+	return gtt.Guard{Predictor: p, Seasonal: true, Trend: true}, "guarded", nil
 }
 
 // modelForecaster adapts a GTT predictor to tsdata.Forecaster.

@@ -30,7 +30,7 @@ type m4Options struct {
 func newGTTM4Command() *cobra.Command {
 	o := m4Options{}
 	cmd := &cobra.Command{
-		Use:   "m4 --data DIR [--set hourly|weekly|all] [--model FILE] [--raw|--no-seasonal] [--context 1024] [--json]",
+		Use:   "m4 --data DIR [--set hourly|weekly|all] [--model FILE] [--raw|--walk] [--context 1024] [--json]",
 		Short: "Score a GTT model on the M4 hourly and weekly test files with the M4 metrics",
 		Long: `Score a GTT model (the embedded one unless --model is given) on the test
 files of the M4 competition's hourly (48 steps) and weekly (13 steps) sets,
@@ -42,8 +42,8 @@ values of its training part, without timestamps; the naive, seasonal-naive
 Naive2 benchmarks read the whole training part. --data is the directory that
 holds Hourly-train.csv, Hourly-test.csv, Weekly-train.csv and Weekly-test.csv
 (or a directory with them under m4/). The forecaster is the guarded model,
-as in "gtt eval"; --raw gives the network alone, --no-seasonal the guard
-without its seasonal mix.`,
+as in "gtt eval"; --raw gives the network alone, --walk the random-walk
+guard without its mixes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runGTTM4(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), o)

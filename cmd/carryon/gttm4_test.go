@@ -147,7 +147,7 @@ func TestGTTM4TableAndErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"--set", "daily"}, `"daily"`},
-		{[]string{"--raw", "--no-seasonal"}, "cannot go with --raw"},
+		{[]string{"--raw", "--walk"}, "cannot go with --raw"},
 		{[]string{"--context", "2000"}, "--context 2000 is outside"},
 	} {
 		args := append([]string{"gtt", "m4", "--data", dir}, c.args...)

@@ -69,7 +69,7 @@ func BenchmarkGuard(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		p    Predictor
-	}{{"network", m}, {"walk", Guard{Predictor: m}}, {"auto", Guard{Predictor: m, Seasonal: true}}} {
+	}{{"network", m}, {"walk", Guard{Predictor: m}}, {"auto", Guard{Predictor: m, Seasonal: true, Trend: true}}} {
 		b.Run(c.name, func(b *testing.B) {
 			for b.Loop() {
 				if _, err := c.p.ForecastBatch(context.Background(), inputs, 96); err != nil {

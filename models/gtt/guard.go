@@ -35,12 +35,22 @@ import (
 // channel's two forecasts' squared errors summed over backtests from up to
 // BacktestOrigins earlier origins, one patch (or the horizon, when shorter)
 // each. That costs one forecast per origin.
+//
+// With Trend set, a channel that is not a random walk and shows no season
+// is backtested the same way against a damped trend (its last value plus
+// the least-squares slope of its last TrendWindow steps, damped by
+// TrendDamping a step); when the trend's squared backtest error is below
+// TrendGate times the network's, the two are mixed by the inverse of their
+// errors. Straight and slowly bending trends, which the network alone
+// forecasts nearly flat, are then continued.
 type Guard struct {
 	// Predictor makes the network forecasts (a Model, a Tuned model or an
 	// ensemble of them).
 	Predictor Predictor
 	// Seasonal mixes in the seasonal-naive forecast as described above.
 	Seasonal bool
+	// Trend mixes in a damped trend as described above.
+	Trend bool
 }
 
 // RandomWalkZ is the number of standard errors within which every variance
@@ -60,6 +70,9 @@ type GuardChoice struct {
 	// (0: the seasonal naive was not used).
 	Season         int
 	SeasonalWeight float64
+	// TrendWeight is the damped-trend forecast's weight and Slope its
+	// slope per step (0: not used).
+	TrendWeight, Slope float64
 }
 
 // apply turns fc, the network's forecast of the channel whose history is h,
@@ -72,10 +85,23 @@ func (c GuardChoice) apply(h, fc []float32) {
 		for k := range fc {
 			fc[k] = float32(naive)
 		}
-	case c.Season > 0 && c.SeasonalWeight > 0:
-		w, t := c.SeasonalWeight, len(h)
+	default:
+		ws, wt, t := c.SeasonalWeight, c.TrendWeight, len(h)
+		if c.Season == 0 {
+			ws = 0
+		}
+		if ws == 0 && wt == 0 {
+			return
+		}
 		for k, v := range fc {
-			fc[k] = float32((1-w)*float64(v) + w*tsdata.SeasonalNaive(h, t, k, c.Season, naive))
+			f := (1 - ws - wt) * float64(v)
+			if ws > 0 {
+				f += ws * tsdata.SeasonalNaive(h, t, k, c.Season, naive)
+			}
+			if wt > 0 {
+				f += wt * dampedTrend(naive, c.Slope, k)
+			}
+			fc[k] = float32(f)
 		}
 	}
 }
@@ -105,22 +131,24 @@ func (g Guard) Forecast(ctx context.Context, inputs []Input, horizon int) ([][][
 			}
 		}
 	}
-	if g.Seasonal {
-		if err := g.mixSeasonal(ctx, cfg, inputs, horizon, fc, choices); err != nil {
+	if g.Seasonal || g.Trend {
+		if err := g.mixBaselines(ctx, cfg, inputs, horizon, fc, choices); err != nil {
 			return nil, nil, err
 		}
 	}
 	return fc, choices, nil
 }
 
-// mixSeasonal backtests the inputs with a season and mixes the seasonal
-// naive into the forecasts fc of their channels that are not random walks.
-func (g Guard) mixSeasonal(ctx context.Context, cfg Config, inputs []Input, horizon int, fc [][][]float32, choices [][]GuardChoice) error {
+// mixBaselines backtests the inputs that have a season (or, with Trend,
+// any input) and mixes the seasonal naive or the damped trend into the
+// forecasts fc of their channels that are not random walks, as Guard
+// describes.
+func (g Guard) mixBaselines(ctx context.Context, cfg Config, inputs []Input, horizon int, fc [][][]float32, choices [][]GuardChoice) error {
 	steps := min(horizon, cfg.PatchLen)
 	var backs []Input
 	plans := make([]seasonPlan, len(inputs))
 	for i, in := range inputs {
-		plans[i] = planSeason(cfg, in, steps)
+		plans[i] = planSeason(cfg, in, steps, g.Seasonal, g.Trend)
 		plans[i].first = len(backs)
 		for _, o := range plans[i].origins {
 			backs = append(backs, cutInput(in, o, steps))
@@ -139,32 +167,55 @@ func (g Guard) mixSeasonal(ctx context.Context, cfg Config, inputs []Input, hori
 			continue
 		}
 		for c, h := range in.Series {
-			if choices[i][c].RandomWalk || !showsSeason(h[max(0, len(h)-cfg.Context):], p.season) {
+			if choices[i][c].RandomWalk {
 				continue
 			}
-			var em, es float64 // squared errors of the network and the seasonal naive
+			season := p.season
+			if season > 0 && !showsSeason(h[max(0, len(h)-cfg.Context):], season) {
+				season = 0
+			}
+			trend := g.Trend && season == 0
+			if season == 0 && !trend {
+				continue
+			}
+			var em, es, et float64 // squared errors of the network, the seasonal naive and the trend
 			for j, o := range p.origins {
 				naive := tsdata.LastObserved(h[:o])
+				slope := trendSlope(h[:o])
 				for k := range p.steps {
 					if y := h[o+k]; usable(y) {
 						e := float64(y) - float64(bt[p.first+j][c][k])
 						em += e * e
-						e = float64(y) - tsdata.SeasonalNaive(h, o, k, p.season, naive)
-						es += e * e
+						if season > 0 {
+							e = float64(y) - tsdata.SeasonalNaive(h, o, k, season, naive)
+							es += e * e
+						}
+						e = float64(y) - dampedTrend(naive, slope, k)
+						et += e * e
 					}
 				}
 			}
-			if em+es == 0 {
-				continue
+			if trend && !(et < TrendGate*em) {
+				trend = false
+				if season == 0 {
+					continue
+				}
 			}
-			choices[i][c].Season, choices[i][c].SeasonalWeight = p.season, em/(em+es)
-			choices[i][c].apply(h, fc[i][c])
+			ch := &choices[i][c]
+			ws, wt := inverseWeights(em, es, et, season > 0, trend)
+			if ws > 0 {
+				ch.Season, ch.SeasonalWeight = season, ws
+			}
+			if wt > 0 {
+				ch.TrendWeight, ch.Slope = wt, trendSlope(h)
+			}
+			ch.apply(h, fc[i][c])
 		}
 	}
 	return nil
 }
 
-// seasonPlan is where one input with a season is backtested.
+// seasonPlan is where one input is backtested for the mix.
 type seasonPlan struct {
 	origins []int
 	steps   int // steps scored after each origin
@@ -172,17 +223,21 @@ type seasonPlan struct {
 	first   int // index of the first backtest among all backtests
 }
 
-// planSeason finds the season of in and places its backtest origins: the
-// last steps before its end, then every steps earlier, each keeping at
-// least two patches, half the input and one season of history. Inputs
-// without a season get no origins.
-func planSeason(cfg Config, in Input, steps int) seasonPlan {
+// planSeason finds the season of in (when seasonal is set) and places its
+// backtest origins: the last steps before its end, then every steps
+// earlier, each keeping at least two patches, half the input and one
+// season of history. Inputs without a season get no origins unless trend
+// is set.
+func planSeason(cfg Config, in Input, steps int, seasonal, trend bool) seasonPlan {
 	var p seasonPlan
 	if len(in.Series) == 0 || len(in.Series[0]) == 0 {
 		return p
 	}
 	t := len(in.Series[0])
-	if p.season = inputSeason(in, cfg.Context); p.season == 0 {
+	if seasonal {
+		p.season = inputSeason(in, cfg.Context)
+	}
+	if p.season == 0 && !trend {
 		return p
 	}
 	minHist := max(8, min(2*cfg.PatchLen, t/2), p.season)
@@ -240,6 +295,79 @@ func inputSeason(in Input, context int) int {
 		return 0
 	}
 	return season
+}
+
+// inverseWeights returns the weights of the seasonal naive and the trend
+// in a mix with the network, each forecast weighted by the inverse of its
+// squared backtest error (a forecast left out when its flag is not set); a
+// forecast with no error takes all the weight.
+func inverseWeights(em, es, et float64, useS, useT bool) (ws, wt float64) {
+	errs := []float64{em, es, et}
+	use := []bool{true, useS, useT}
+	var sum float64
+	zeros := 0
+	for i, e := range errs {
+		if use[i] && e == 0 {
+			zeros++
+		}
+	}
+	w := make([]float64, 3)
+	for i, e := range errs {
+		switch {
+		case !use[i]:
+		case zeros > 0:
+			if e == 0 {
+				w[i] = 1 / float64(zeros)
+			}
+		default:
+			w[i] = 1 / e
+		}
+		sum += w[i]
+	}
+	if sum == 0 {
+		return 0, 0
+	}
+	return w[1] / sum, w[2] / sum
+}
+
+// Settings of the damped trend (Guard.Trend): the number of last steps
+// whose least-squares line gives its slope, the factor each further step
+// of the forecast multiplies the slope by, and how far below the network's
+// its backtest error must lie for the trend to be mixed in at all.
+const (
+	TrendWindow  = 64
+	TrendDamping = 0.98
+	TrendGate    = 0.5
+)
+
+// trendSlope returns the least-squares slope per step of the observed
+// values among the last TrendWindow steps of h (0 for fewer than 3).
+func trendSlope(h []float32) float64 {
+	h = h[max(0, len(h)-TrendWindow):]
+	var sx, sy, sxx, sxy, n float64
+	for i, v := range h {
+		if !usable(v) {
+			continue
+		}
+		x := float64(i)
+		sx += x
+		sy += float64(v)
+		sxx += x * x
+		sxy += x * float64(v)
+		n++
+	}
+	den := n*sxx - sx*sx
+	if n < 3 || den == 0 {
+		return 0
+	}
+	return (n*sxy - sx*sy) / den
+}
+
+// dampedTrend is the damped-trend forecast k steps (from 0) past a history
+// whose last value is level: level + slope·(φ + φ² + … + φ^(k+1)).
+func dampedTrend(level, slope float64, k int) float64 {
+	phi := TrendDamping
+	return level + slope*phi*(1-math.Pow(phi, float64(k+1)))/(1-phi)
 }
 
 // showsSeason reports whether the channel's history h has a clear peak of

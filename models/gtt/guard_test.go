@@ -279,3 +279,52 @@ func TestGuardedQuantilesReuseChoices(t *testing.T) {
 		}
 	}
 }
+
+// TestGuardTrend checks the damped-trend mix: a clean ramp, which the
+// network continues nearly flat, is continued; a noisy level without a
+// trend keeps the network's forecast; without Trend nothing changes.
+func TestGuardTrend(t *testing.T) {
+	m := testModel(t)
+	ctx := context.Background()
+	const h = 10
+	ramp := make([]float32, 40)
+	for i := range ramp {
+		ramp[i] = float32(10 + 2*i)
+	}
+	r := rand.New(rand.NewPCG(3, 3))
+	level := make([]float32, 300)
+	for i := range level {
+		level[i] = float32(5 + r.NormFloat64())
+	}
+	inputs := []Input{{Series: [][]float32{ramp}}, {Series: [][]float32{level}}}
+	raw, err := m.ForecastBatch(ctx, inputs, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, choices, err := Guard{Predictor: m, Trend: true}.Forecast(ctx, inputs, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := choices[0][0]; c.TrendWeight < 0.9 || math.Abs(c.Slope-2) > 1e-6 {
+		t.Errorf("ramp: choice %+v, want nearly all the weight on slope 2", c)
+	}
+	for k := range h {
+		want := dampedTrend(float64(ramp[len(ramp)-1]), 2, k)
+		if math.Abs(float64(got[0][0][k])-want) > 0.1*float64(k+1) {
+			t.Errorf("ramp step %d: %g, want about %g", k, got[0][0][k], want)
+		}
+	}
+	if c := choices[1][0]; c.TrendWeight != 0 || got[1][0][h-1] != raw[1][0][h-1] {
+		t.Errorf("noisy level: choice %+v, forecast %g, want the network's %g", c, got[1][0][h-1], raw[1][0][h-1])
+	}
+	plain, _, err := Guard{Predictor: m}.Forecast(ctx, inputs, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain[0][0][h-1] != raw[0][0][h-1] {
+		t.Errorf("without Trend the ramp's forecast changed: %g, network %g", plain[0][0][h-1], raw[0][0][h-1])
+	}
+	if d := dampedTrend(100, 1, 0); math.Abs(d-100.98) > 1e-9 {
+		t.Errorf("one damped step: %g, want 100.98", d)
+	}
+}

@@ -136,7 +136,7 @@ func TestQuantilesCoverageRealSets(t *testing.T) {
 	cases := append(realCoverageCases(t, "val"), realCoverageCases(t, "test")...)
 	cases = append(cases, syntheticCoverageCase(1))
 	for _, c := range cases {
-		bt, err := runBacktests(context.Background(), Guard{Predictor: m, Seasonal: true}, c.inputs, c.horizon, true)
+		bt, err := runBacktests(context.Background(), Guard{Predictor: m, Seasonal: true, Trend: true}, c.inputs, c.horizon, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +163,7 @@ func TestBandSpreadCalibration(t *testing.T) {
 	cases := append(realCoverageCases(t, "val"), syntheticCoverageCase(1))
 	bts := make([]backtests, len(cases))
 	for i, c := range cases {
-		if bts[i], err = runBacktests(context.Background(), Guard{Predictor: m, Seasonal: true}, c.inputs, c.horizon, true); err != nil {
+		if bts[i], err = runBacktests(context.Background(), Guard{Predictor: m, Seasonal: true, Trend: true}, c.inputs, c.horizon, true); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -177,13 +177,13 @@ func (f *forecasters) Forecast(ctx context.Context, req sdk.ForecastRequest) (sd
 
 // guarded returns p wrapped as guard (a sdk.ForecastRequest.Guard value)
 // asks: GuardAuto, GuardSeasonal or "" guard random-walk channels with the
-// naive forecast and mix the seasonal naive into seasonal ones (gtt.Guard
-// with Seasonal), GuardWalk does only the former, and GuardOff leaves p
-// alone. Any other value is an error wrapping sdk.ErrInvalid.
+// naive forecast and mix the seasonal naive into seasonal ones and a damped
+// trend into trending ones (gtt.Guard with Seasonal and Trend), GuardWalk
+// does only the first, and GuardOff leaves p alone. Any other value is an error wrapping sdk.ErrInvalid.
 func guarded(p gtt.Predictor, guard string) (gtt.Predictor, error) {
 	switch guard {
 	case "", sdk.GuardAuto, sdk.GuardSeasonal:
-		return gtt.Guard{Predictor: p, Seasonal: true}, nil
+		return gtt.Guard{Predictor: p, Seasonal: true, Trend: true}, nil
 	case sdk.GuardWalk:
 		return gtt.Guard{Predictor: p}, nil
 	case sdk.GuardOff:

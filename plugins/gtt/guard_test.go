@@ -103,7 +103,7 @@ func TestForecastGuard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantAuto, choices, err := gtt.Guard{Predictor: m, Seasonal: true}.Forecast(ctx, in, horizon)
+	wantAuto, choices, err := gtt.Guard{Predictor: m, Seasonal: true, Trend: true}.Forecast(ctx, in, horizon)
 	if err != nil {
 		t.Fatal(err)
 	}

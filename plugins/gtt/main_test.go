@@ -67,7 +67,7 @@ func TestForecastThroughThePlugin(t *testing.T) {
 		// The same forecast as the model in this process, behind the
 		// default guard.
 		m, _, _ := gtt.Default()
-		want, err := gtt.Guard{Predictor: m, Seasonal: true}.ForecastBatch(ctx, []gtt.Input{{Series: req.Items[0].Series}}, 80)
+		want, err := gtt.Guard{Predictor: m, Seasonal: true, Trend: true}.ForecastBatch(ctx, []gtt.Input{{Series: req.Items[0].Series}}, 80)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -306,7 +306,8 @@ type ForecastRequest struct {
 	// "seasonal" (channels whose history behaves as a random walk get the
 	// naive forecast, their last value; other channels whose history shows
 	// a season get the network's forecast mixed with the seasonal-naive one
-	// by inverse backtest error), "walk" (the random-walk part only) or "off"
+	// by inverse backtest error, and those with a clear trend with a damped
+	// trend), "walk" (the random-walk part only) or "off"
 	// (the network's forecast alone). A plugin refuses a value it does not
 	// know with INVALID_ARGUMENT.
 	Guard         string `protobuf:"bytes,6,opt,name=guard,proto3" json:"guard,omitempty"`
