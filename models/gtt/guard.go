@@ -3,6 +3,7 @@ package gtt
 import (
 	"context"
 	"math"
+	"slices"
 
 	"github.com/carryon/carryon/models/tsdata"
 )
@@ -148,6 +149,9 @@ func (g Guard) mixBaselines(ctx context.Context, cfg Config, inputs []Input, hor
 	var backs []Input
 	plans := make([]seasonPlan, len(inputs))
 	for i, in := range inputs {
+		if !slices.ContainsFunc(choices[i], func(c GuardChoice) bool { return !c.RandomWalk }) {
+			continue // every channel has its last value already
+		}
 		plans[i] = planSeason(cfg, in, steps, g.Seasonal, g.Trend)
 		plans[i].first = len(backs)
 		for _, o := range plans[i].origins {
