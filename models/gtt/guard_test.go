@@ -328,3 +328,52 @@ func TestGuardTrend(t *testing.T) {
 		t.Errorf("one damped step: %g, want 100.98", d)
 	}
 }
+
+// TestGuardShortAndGappyInputs runs the default guard over very short
+// histories, constant ones and ones with missing values, with and without
+// quantiles: every forecast is finite, every band ordered, nothing panics.
+func TestGuardShortAndGappyInputs(t *testing.T) {
+	m := testModel(t)
+	nan := float32(math.NaN())
+	var inputs []Input
+	for n := 1; n <= 40; n += 3 {
+		x := make([]float32, n)
+		flat := make([]float32, n)
+		for i := range x {
+			x[i] = float32(i % 5)
+			flat[i] = 3
+			if i%4 == 1 {
+				x[i] = nan
+			}
+		}
+		x[n-1] = 1
+		inputs = append(inputs, Input{Series: [][]float32{x, flat}})
+	}
+	g := Guard{Predictor: m, Seasonal: true, Trend: true}
+	out, _, err := g.Forecast(context.Background(), inputs, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	preds, err := Quantiles(context.Background(), g, inputs, 30, []float64{0.1, 0.9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range preds {
+		for c := range p.Quantiles[0] {
+			for k := range p.Quantiles[0][c] {
+				if lo, hi := p.Quantiles[0][c][k], p.Quantiles[1][c][k]; !(lo <= hi) {
+					t.Fatalf("input %d channel %d step %d: band %v..%v", i, c, k, lo, hi)
+				}
+			}
+		}
+	}
+	for i := range out {
+		for c := range out[i] {
+			for k, v := range out[i][c] {
+				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+					t.Fatalf("input %d (%d steps) channel %d step %d: %v", i, len(inputs[i].Series[0]), c, k, v)
+				}
+			}
+		}
+	}
+}
