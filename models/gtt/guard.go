@@ -200,10 +200,7 @@ func (g Guard) mixBaselines(ctx context.Context, cfg Config, inputs []Input, hor
 				}
 			}
 			if trend && !(et < TrendGate*em) {
-				trend = false
-				if season == 0 {
-					continue
-				}
+				continue // the trend alone was a candidate, and it failed the gate
 			}
 			ch := &choices[i][c]
 			ws, wt := inverseWeights(em, es, et, season > 0, trend)
