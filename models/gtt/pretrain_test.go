@@ -1,6 +1,7 @@
 package gtt
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -104,6 +105,45 @@ func TestBudgetSteps(t *testing.T) {
 	for _, c := range cases {
 		if got := budgetSteps(pc, c.step, c.elapsed, 5000); got != c.want {
 			t.Errorf("step %d after %s: last step %d, want %d", c.step, c.elapsed, got, c.want)
+		}
+	}
+}
+
+// TestPretrainDataParallel runs a few steps of Pretrain on synthetic series
+// with one and with three threads (drawing and training in parallel; run it
+// with -race), and checks that both stop at the schedule's end with finite
+// losses, at least the asked tokens a step and a scored validation set.
+func TestPretrainDataParallel(t *testing.T) {
+	cfg := Config{Dim: 16, Layers: 1, Heads: 2, MLPDim: 32, PatchLen: 16, Context: 64}
+	for _, threads := range []int{1, 3} {
+		m, err := New(cfg, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m = m.WithThreads(threads)
+		corpus := NewCorpus(cfg, 1)
+		rng := rand.New(rand.NewPCG(1, 2))
+		val := []Sample{corpus.Sample(rng), corpus.Sample(rng)}
+		var last PretrainStats
+		steps := 0
+		err = Pretrain(context.Background(), m, corpus, val, PretrainConfig{
+			Train: DefaultTrainConfig(6), TokensPerBatch: 48, Seed: 3, ValEvery: 3,
+		}, func(st PretrainStats) error {
+			steps++
+			if math.IsNaN(st.Loss) || math.IsInf(st.Loss, 0) {
+				t.Errorf("%d threads, step %d: loss %v", threads, st.Step, st.Loss)
+			}
+			if st.Tokens < st.Step*48 {
+				t.Errorf("%d threads, step %d: %d tokens, want at least 48 a step", threads, st.Step, st.Tokens)
+			}
+			last = st
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%d threads: %v", threads, err)
+		}
+		if steps != 6 || last.Step != 6 || math.IsNaN(last.ValLoss) {
+			t.Errorf("%d threads: %d steps, last %+v", threads, steps, last)
 		}
 	}
 }
