@@ -428,6 +428,22 @@ func (g guardOptions) wrap(p gtt.Predictor) (gtt.Predictor, string, error) {
 	return gtt.Guard{Predictor: p, Seasonal: true, Trend: true}, "guarded", nil
 }
 
+// progressPrinter returns a progress callback that prints "what done/total,
+// elapsed, ETA" to w every 10 seconds and at the end.
+func progressPrinter(w io.Writer, what string) func(done, total int) {
+	began := time.Now()
+	var lastDraw time.Time
+	return func(done, total int) {
+		if time.Since(lastDraw) < 10*time.Second && done < total {
+			return
+		}
+		lastDraw = time.Now()
+		el := time.Since(began)
+		eta := time.Duration(float64(el) / float64(max(done, 1)) * float64(total-done)).Round(time.Second)
+		fmt.Fprintf(w, "%s %d/%d, %s elapsed, ETA %s\n", what, done, total, el.Round(time.Second), eta)
+	}
+}
+
 // modelForecaster adapts a GTT predictor to tsdata.Forecaster.
 type modelForecaster struct{ p gtt.Predictor }
 
@@ -508,19 +524,9 @@ func runGTTEval(ctx context.Context, out, logw io.Writer, o evalOptions) error {
 	name += ", " + how
 	fc := modelForecaster{p}
 	began := time.Now()
-	lastDraw := time.Time{}
 	res, err := tsdata.Evaluate(ctx, f, fc, tsdata.EvalConfig{
 		Horizons: hs, Context: o.context, Stride: o.stride, Split: sp, Season: o.season,
-		Batch: o.batch, Times: o.timeFeatures,
-		Progress: func(done, total int) {
-			if time.Since(lastDraw) < 10*time.Second && done < total {
-				return
-			}
-			lastDraw = time.Now()
-			el := time.Since(began)
-			eta := time.Duration(float64(el) / float64(done) * float64(total-done)).Round(time.Second)
-			fmt.Fprintf(logw, "windows %d/%d, %s elapsed, ETA %s\n", done, total, el.Round(time.Second), eta)
-		},
+		Batch: o.batch, Times: o.timeFeatures, Progress: progressPrinter(logw, "windows"),
 	})
 	if err != nil {
 		return fmt.Errorf("gtt eval %s: %w", o.csv, err)

@@ -126,14 +126,7 @@ func runGTTM4(ctx context.Context, out, logw io.Writer, o m4Options) error {
 			return fmt.Errorf("gtt m4: %w", err)
 		}
 		began := time.Now()
-		lastDraw := time.Time{}
-		res, err := tsdata.EvaluateM4(ctx, train, test, set, fc, o.batch, o.context, func(done, total int) {
-			if time.Since(lastDraw) < 10*time.Second && done < total {
-				return
-			}
-			lastDraw = time.Now()
-			fmt.Fprintf(logw, "%s: series %d/%d, %s elapsed\n", set.Name, done, total, time.Since(began).Round(time.Second))
-		})
+		res, err := tsdata.EvaluateM4(ctx, train, test, set, fc, o.batch, o.context, progressPrinter(logw, set.Name+": series"))
 		if err != nil {
 			return fmt.Errorf("gtt m4 %s: %w", dir, err)
 		}
