@@ -35,7 +35,9 @@ import (
 // seasonal naive's weight is e_m / (e_m + e_s), e_m and e_s being the
 // channel's two forecasts' squared errors summed over backtests from up to
 // BacktestOrigins earlier origins, one patch (or the horizon, when shorter)
-// each. That costs one forecast per origin.
+// each, every season an origin lies further back discounting its errors by
+// SeasonDiscount (recent seasons say more about the next one). That costs
+// one forecast per origin.
 //
 // With Trend set, a channel that is not a random walk and shows no season
 // is backtested the same way against a damped trend (its last value plus
@@ -184,18 +186,19 @@ func (g Guard) mixBaselines(ctx context.Context, cfg Config, inputs []Input, hor
 			}
 			var em, es, et float64 // squared errors of the network, the seasonal naive and the trend
 			for j, o := range p.origins {
+				w := p.discount(j)
 				naive := tsdata.LastObserved(h[:o])
 				slope := trendSlope(h[:o])
 				for k := range p.steps {
 					if y := h[o+k]; usable(y) {
 						e := float64(y) - float64(bt[p.first+j][c][k])
-						em += e * e
+						em += w * e * e
 						if season > 0 {
 							e = float64(y) - tsdata.SeasonalNaive(h, o, k, season, naive)
-							es += e * e
+							es += w * e * e
 						}
 						e = float64(y) - dampedTrend(naive, slope, k)
-						et += e * e
+						et += w * e * e
 					}
 				}
 			}
@@ -216,12 +219,29 @@ func (g Guard) mixBaselines(ctx context.Context, cfg Config, inputs []Input, hor
 	return nil
 }
 
+// SeasonDiscount is the factor by which a backtest's squared errors count
+// less in the mix's weights for every season its origin lies before the
+// last origin: after a change of regime (a year of larger flu seasons) the
+// recent backtests tell the mix more. Inputs without a season weigh their
+// backtests equally.
+const SeasonDiscount = 0.8
+
 // seasonPlan is where one input is backtested for the mix.
 type seasonPlan struct {
 	origins []int
 	steps   int // steps scored after each origin
 	season  int // seasonal-naive period, 0 for none
 	first   int // index of the first backtest among all backtests
+}
+
+// discount returns the weight of the errors of backtest j (0 the latest):
+// SeasonDiscount to the power of the seasons between its origin and the
+// latest one, 1 without a season.
+func (p seasonPlan) discount(j int) float64 {
+	if p.season == 0 {
+		return 1
+	}
+	return math.Pow(SeasonDiscount, float64(j*p.steps)/float64(p.season))
 }
 
 // planSeason finds the season of in (when seasonal is set) and places its

@@ -377,3 +377,21 @@ func TestGuardShortAndGappyInputs(t *testing.T) {
 		}
 	}
 }
+
+// TestSeasonDiscount checks the backtests' weights in the mix: the latest
+// origin counts fully, one a season earlier SeasonDiscount as much, and
+// inputs without a season weigh every origin alike.
+func TestSeasonDiscount(t *testing.T) {
+	weekly := seasonPlan{season: 52, steps: 26}
+	for j, want := range []float64{1, math.Sqrt(SeasonDiscount), SeasonDiscount, SeasonDiscount * math.Sqrt(SeasonDiscount)} {
+		if got := weekly.discount(j); math.Abs(got-want) > 1e-12 {
+			t.Errorf("origin %d of a weekly input: weight %g, want %g", j, got, want)
+		}
+	}
+	plain := seasonPlan{steps: 64}
+	for j := range BacktestOrigins {
+		if got := plain.discount(j); got != 1 {
+			t.Errorf("origin %d without a season: weight %g, want 1", j, got)
+		}
+	}
+}
